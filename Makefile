@@ -1,0 +1,28 @@
+# The two set-up commands of the README, and a few helpers.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= train,export,cpu,test
+
+.PHONY: demo test bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "edgelight needs Python 3.10 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[$(EXTRAS)]'
+	@touch $@
+
+## demo: synthetic data -> train the edge U-Net briefly -> checkpoint, grids, metrics (CPU)
+demo: $(VENV)/.installed
+	$(PY) -m train.unet --preset edge --train-samples 160 --epochs 4 --out runs/demo --overwrite
+
+## test: the test suite (CPU; GPU and TensorRT tests skip with their reason)
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+## bench: parameter counts and CPU forward times of the presets
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks.model_cost
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,121 @@
+"""The checkpoint contract: one file is enough to rebuild a model, run it and know what it expects.
+
+A checkpoint is a ``torch.save`` dictionary (Lightning's own checkpoints qualify) holding:
+
+* ``state_dict``: the model's weights, keys prefixed with ``model.``;
+* ``edgelight``: metadata with ``format``, ``name`` (registry name), ``family``, ``preset``,
+  ``config`` (every field of the model's config), ``contract`` (input and output names, channels,
+  value ranges, normalisation, layout), ``data`` (a summary of the training data), ``metrics``
+  (validation and, after training, held-out test figures), ``parameters``, ``edgelight_version``,
+  ``torch_version`` and ``created``.
+
+``load_checkpoint`` needs none of the training code's arguments.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import __version__
+from .errors import CheckpointError
+from .models import create_model, get_entry
+
+__all__ = ["FORMAT", "build_metadata", "save_checkpoint", "load_checkpoint", "read_checkpoint", "update_metadata"]
+
+FORMAT = "edgelight-checkpoint/1"
+_PREFIX = "model."
+
+
+def build_metadata(model: nn.Module, *, data: dict | None = None, metrics: dict | None = None) -> dict:
+    """Metadata for ``model`` (built by ``create_model``) in the checkpoint contract."""
+    return {
+        "format": FORMAT,
+        "name": f"{model.family}_{model.preset}",
+        "family": model.family,
+        "preset": model.preset,
+        "config": model.config_dict(),
+        "contract": model.io_contract(),
+        "data": dict(data or {}),
+        "metrics": dict(metrics or {}),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "edgelight_version": __version__,
+        "torch_version": torch.__version__.split("+")[0],
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def save_checkpoint(
+    path: str | os.PathLike, model: nn.Module, *, data: dict | None = None, metrics: dict | None = None
+) -> Path:
+    """Write ``model`` and its metadata to ``path`` atomically."""
+    from .io import atomic_path
+
+    payload = {
+        "state_dict": {_PREFIX + k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "edgelight": build_metadata(model, data=data, metrics=metrics),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load the raw checkpoint dictionary, turning every failure into a CheckpointError."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.ckpt"
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file fails in many ways inside the unpickler
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
+    if not isinstance(payload, dict) or "edgelight" not in payload or "state_dict" not in payload:
+        raise CheckpointError(f"{path} is not an edgelight checkpoint (no 'edgelight' metadata)")
+    meta = payload["edgelight"]
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} has checkpoint format {meta.get('format')!r}; this version reads {FORMAT!r}")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the model stored at ``path`` (a file, or a run folder holding ``best.ckpt``).
+
+    Returns:
+        ``(model, metadata)``: the model in eval mode on ``map_location`` and the ``edgelight``
+        metadata dictionary described in this module's docstring.
+    """
+    payload = read_checkpoint(path)
+    meta = payload["edgelight"]
+    try:
+        get_entry(meta["name"])
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    model = create_model(meta["name"], **meta["config"])
+    weights = {k[len(_PREFIX):]: v for k, v in payload["state_dict"].items() if k.startswith(_PREFIX)}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not match the stored config: {str(exc).splitlines()[0]}") from None
+    return model.to(map_location).eval(), meta
+
+
+def update_metadata(path: str | os.PathLike, **fields) -> None:
+    """Merge ``fields`` into a checkpoint's metadata (dictionaries are merged one level deep), atomically."""
+    from .io import atomic_path
+
+    payload = read_checkpoint(path)
+    meta = payload["edgelight"]
+    for key, value in fields.items():
+        if isinstance(value, dict) and isinstance(meta.get(key), dict):
+            meta[key] = {**meta[key], **value}
+        else:
+            meta[key] = value
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)

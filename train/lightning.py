@@ -1,0 +1,168 @@
+"""Lightning pieces for the relighting U-Net: module, data module, atomic checkpoint IO."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torch.utils.data import DataLoader
+
+from .checkpoint import build_metadata
+from .data.dataset import PatchRelightingDataset
+from .data.render import lambertian_baseline
+from .io import atomic_path
+from .losses import CombinedLoss, LossWeights
+from .metrics import image_metrics
+from .models import create_model
+
+__all__ = ["AtomicCheckpointIO", "RelightingDataModule", "RelightingModule", "INPUT_NAMES"]
+
+INPUT_NAMES = ("distances", "cosines", "albedo", "normals")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint IO that writes to a temporary name and renames, so no half file is left."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+
+class RelightingDataModule(L.LightningDataModule):
+    """Train on jittered patches, validate and test on whole images.
+
+    Args:
+        splits: ``{"train": arrays, "val": arrays, "test": arrays}`` (see ``train.data.dataset``).
+        summary: a JSON-able description of the data, stored in checkpoints.
+        batch_size: training patches per batch.
+        num_patches: desired patches per training image.
+        workers: DataLoader worker processes.
+        seed: seed of the patch jitter.
+    """
+
+    def __init__(self, splits: dict, summary: dict, batch_size: int = 16, num_patches: int = 16, workers: int = 0, seed: int = 0):
+        super().__init__()
+        self.splits, self.summary = splits, summary
+        self.batch_size, self.num_patches, self.workers, self.seed = batch_size, num_patches, workers, seed
+        self.train_set = PatchRelightingDataset(splits["train"], num_patches=num_patches, jitter=True, seed=seed)
+        self.val_set = PatchRelightingDataset(splits["val"], num_patches=None)
+        self.test_set = PatchRelightingDataset(splits["test"], num_patches=None) if "test" in splits else None
+        self.summary = {**summary, "patch_size": list(self.train_set.patch_size), "train_patches": len(self.train_set)}
+
+    def _loader(self, dataset, shuffle: bool, batch_size: int) -> DataLoader:
+        return DataLoader(
+            dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.workers,
+            persistent_workers=self.workers > 0, drop_last=shuffle,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, True, self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, False, max(1, self.batch_size // 4))
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set or self.val_set, False, max(1, self.batch_size // 4))
+
+
+class RelightingModule(L.LightningModule):
+    """Trains a registered relighting model with Adam and ReduceLROnPlateau.
+
+    Args:
+        model_name: registry name, e.g. ``unet_edge``.
+        model_config: overrides of the preset's config.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        loss_weights: MSE / perceptual / luminance weights.
+        perceptual_required: fail instead of warning when the VGG16 weights are unavailable.
+        plateau_patience: epochs without improvement before the learning rate drops.
+        plateau_factor: factor of each drop.
+        light_intensity: the data's light intensity, for the Lambertian baseline.
+        data_summary: stored in checkpoints.
+        channels_last: train in the NHWC memory format (faster convolutions on CPUs and tensor cores).
+    """
+
+    def __init__(
+        self,
+        model_name: str = "unet_edge",
+        model_config: dict | None = None,
+        lr: float = 2e-3,
+        weight_decay: float = 0.0,
+        loss_weights: dict | None = None,
+        perceptual_required: bool = False,
+        plateau_patience: int = 2,
+        plateau_factor: float = 0.5,
+        light_intensity: float = 1.0,
+        data_summary: dict | None = None,
+        channels_last: bool = True,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = create_model(model_name, **(model_config or {}))
+        # Kept out of the module tree: the frozen VGG is not part of the model's weights.
+        object.__setattr__(self, "criterion", CombinedLoss(LossWeights(**(loss_weights or {})), perceptual_required))
+        self.last_val_metrics: dict[str, float] = {}
+
+    def forward(self, distances, cosines, albedo, normals):
+        return self.model(distances, cosines, albedo, normals)
+
+    def on_fit_start(self) -> None:
+        self.criterion.to(self.device)
+        if self.hparams.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def on_test_start(self) -> None:
+        self.criterion.to(self.device)
+
+    def on_validation_start(self) -> None:
+        self.criterion.to(self.device)
+
+    def _predict(self, batch: dict) -> torch.Tensor:
+        inputs = (batch[name] for name in INPUT_NAMES)
+        if self.hparams.channels_last:
+            inputs = (x.contiguous(memory_format=torch.channels_last) for x in inputs)
+        return self.model(*inputs)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        terms = self.criterion(self._predict(batch), batch["targets"])
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, on_step=False, on_epoch=True,
+                      prog_bar=False, batch_size=batch["targets"].shape[0])
+        self.log("loss", terms["loss"], on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        return terms["loss"]
+
+    def _evaluate(self, batch: dict, stage: str) -> None:
+        prediction = self._predict(batch)
+        target = batch["targets"]
+        terms = self.criterion(prediction, target)
+        baseline = lambertian_baseline(batch["distances"], batch["cosines"], batch["albedo"], self.hparams.light_intensity)
+        values = {f"{stage}/{k}": v for k, v in terms.items()}
+        values.update({f"{stage}/{k}": v for k, v in image_metrics(prediction, target).items()})
+        values.update({f"{stage}/baseline_{k}": v for k, v in image_metrics(baseline, target).items()})
+        self.log_dict(values, on_step=False, on_epoch=True, prog_bar=False, batch_size=target.shape[0], sync_dist=True)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self.trainer.callback_metrics
+        self.last_val_metrics = {k: float(v) for k, v in metrics.items() if k.startswith("val/")}
+        if "val/psnr" in metrics:
+            self.log("val_psnr", metrics["val/psnr"], prog_bar=True, logger=False)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=self.hparams.plateau_factor, patience=self.hparams.plateau_patience
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss", "interval": "epoch"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["edgelight"] = build_metadata(
+            self.model, data=self.hparams.data_summary, metrics={"val": dict(self.last_val_metrics), "epoch": self.current_epoch}
+        )

@@ -1,0 +1,84 @@
+"""Model registry: every family registers its presets here; one factory builds them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..errors import UserError
+
+__all__ = ["ModelEntry", "UnknownModelError", "register_model", "create_model", "list_models", "get_entry"]
+
+
+class UnknownModelError(UserError):
+    """Raised when a model name is not in the registry."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model: a family's preset and the function that builds it."""
+
+    name: str
+    family: str
+    preset: str
+    builder: Callable[..., nn.Module]
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(fn: Callable[..., nn.Module] | None = None, *, name: str | None = None):
+    """Register a builder function under ``name`` (default: the function's name).
+
+    Names follow ``<family>_<preset>`` (``unet_edge``). Registering a name twice is an error.
+
+    Args:
+        fn: a function taking config overrides as keyword arguments and returning a model.
+        name: the registered name; defaults to ``fn.__name__``.
+    """
+
+    def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        key = name or builder.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model {key!r} is already registered")
+        family, sep, preset = key.partition("_")
+        if not sep or not family or not preset:
+            raise ValueError(f"model name {key!r} must read '<family>_<preset>'")
+        _REGISTRY[key] = ModelEntry(key, family, preset, builder)
+        return builder
+
+    return decorator(fn) if fn is not None else decorator
+
+
+def get_entry(name: str) -> ModelEntry:
+    """Return the registry entry for ``name``; raise UnknownModelError listing the known names."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownModelError(
+            f"unknown model {name!r}; registered models: {', '.join(list_models()) or 'none'}"
+        ) from None
+
+
+def create_model(name: str, **config) -> nn.Module:
+    """Build a registered model, overriding any field of its preset's config.
+
+    Args:
+        name: a registered name such as ``unet_edge``.
+        **config: config fields that replace the preset's values.
+
+    Returns:
+        The model in training mode, with ``family``, ``preset`` and ``config`` attributes set.
+    """
+    entry = get_entry(name)
+    model = entry.builder(**config)
+    model.family = entry.family
+    model.preset = entry.preset
+    return model
+
+
+def list_models(family: str | None = None) -> list[str]:
+    """Sorted registered names, optionally only those of one family."""
+    return sorted(k for k, e in _REGISTRY.items() if family is None or e.family == family)

@@ -1,0 +1,119 @@
+"""Figures people would rather look at than read: comparison grids and loss curves."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_path
+
+__all__ = ["to_display", "save_comparison_grid", "save_loss_curve"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def to_display(image: np.ndarray) -> np.ndarray:
+    """Linear RGB (H, W, 3) to display values (gamma 1/2.2), clipped to [0, 1]."""
+    return np.clip(image, 0.0, 1.0) ** (1 / 2.2)
+
+
+def _hwc(t) -> np.ndarray:
+    a = t.detach().float().cpu().numpy() if hasattr(t, "detach") else np.asarray(t, dtype=np.float32)
+    return a.transpose(1, 2, 0) if a.ndim == 3 else a
+
+
+def save_comparison_grid(
+    path: str | os.PathLike, batch: dict, prediction, baseline, title: str = "", max_rows: int = 4
+) -> Path:
+    """One row per sample: the four inputs, the Lambertian baseline, the prediction, the target and
+    the prediction's absolute error (x4, so small errors show)."""
+    plt = _pyplot()
+    rows = min(max_rows, len(prediction))
+    columns = ["distances", "cosines", "albedo", "normals", "Lambertian baseline", "prediction", "target", "|error| x4"]
+    fig, axes = plt.subplots(rows, len(columns), figsize=(2.1 * len(columns), 2.2 * rows + 0.4), squeeze=False)
+    for r in range(rows):
+        target = _hwc(batch["targets"][r])
+        pred = _hwc(prediction[r])
+        panels = [
+            (_hwc(batch["distances"][r])[..., 0], "viridis"),
+            (_hwc(batch["cosines"][r])[..., 0], "gray"),
+            (to_display(_hwc(batch["albedo"][r])), None),
+            ((_hwc(batch["normals"][r]) + 1) / 2, None),
+            (to_display(_hwc(baseline[r])), None),
+            (to_display(pred), None),
+            (to_display(target), None),
+            (np.clip(np.abs(pred.clip(0, 1) - target).mean(-1) * 4, 0, 1), "inferno"),
+        ]
+        for c, (image, cmap) in enumerate(panels):
+            ax = axes[r][c]
+            ax.imshow(image.squeeze() if image.ndim == 3 and image.shape[-1] == 1 else image, cmap=cmap,
+                      vmin=None if cmap == "viridis" else 0, vmax=None if cmap == "viridis" else 1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(columns[c], fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
+    return Path(path)
+
+
+def _read_metrics_csv(csv_path: Path) -> dict[str, list[tuple[int, float]]]:
+    series: dict[str, dict[int, float]] = {}
+    with open(csv_path, newline="") as f:
+        for row in csv.DictReader(f):
+            if not row.get("epoch"):
+                continue
+            epoch = int(float(row["epoch"]))
+            for key, value in row.items():
+                if key in ("epoch", "step") or value in ("", None):
+                    continue
+                series.setdefault(key, {})[epoch] = float(value)
+    return {k: sorted(v.items()) for k, v in series.items()}
+
+
+def save_loss_curve(csv_path: str | os.PathLike, path: str | os.PathLike) -> Path | None:
+    """Plot training and validation loss and validation PSNR (with the baseline's) per epoch.
+
+    Returns None when the CSV holds no epoch yet.
+    """
+    series = _read_metrics_csv(Path(csv_path))
+    if not series.get("val/loss") and not series.get("train/loss"):
+        return None
+    plt = _pyplot()
+    fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for key, label in (("train/loss", "train loss"), ("val/loss", "validation loss")):
+        if series.get(key):
+            epochs, values = zip(*series[key])
+            ax_loss.plot(np.array(epochs) + 1, values, marker="o", label=label)
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend()
+    ax_loss.grid(alpha=0.3)
+    for key, label in (("val/psnr", "network"), ("val/baseline_psnr", "Lambertian baseline")):
+        if series.get(key):
+            epochs, values = zip(*series[key])
+            ax_psnr.plot(np.array(epochs) + 1, values, marker="o", label=label)
+    ax_psnr.set_xlabel("epoch")
+    ax_psnr.set_ylabel("validation PSNR (dB)")
+    ax_psnr.legend()
+    ax_psnr.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    return Path(path)
