@@ -109,10 +109,13 @@ class RelightingModule(L.LightningModule):
     def forward(self, distances, cosines, albedo, normals):
         return self.model(distances, cosines, albedo, normals)
 
-    def on_fit_start(self) -> None:
-        self.criterion.to(self.device)
+    def setup(self, stage: str) -> None:
+        # Before the strategy wraps the model (DDP buckets follow the parameters' strides).
         if self.hparams.channels_last:
             self.model.to(memory_format=torch.channels_last)
+
+    def on_fit_start(self) -> None:
+        self.criterion.to(self.device)
 
     def on_test_start(self) -> None:
         self.criterion.to(self.device)
@@ -129,7 +132,7 @@ class RelightingModule(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         terms = self.criterion(self._predict(batch), batch["targets"])
         self.log_dict({f"train/{k}": v for k, v in terms.items()}, on_step=False, on_epoch=True,
-                      prog_bar=False, batch_size=batch["targets"].shape[0])
+                      prog_bar=False, batch_size=batch["targets"].shape[0], sync_dist=True)
         self.log("loss", terms["loss"], on_step=True, on_epoch=False, prog_bar=True, logger=False)
         return terms["loss"]
 
@@ -153,7 +156,7 @@ class RelightingModule(L.LightningModule):
         metrics = self.trainer.callback_metrics
         self.last_val_metrics = {k: float(v) for k, v in metrics.items() if k.startswith("val/")}
         if "val/psnr" in metrics:
-            self.log("val_psnr", metrics["val/psnr"], prog_bar=True, logger=False)
+            self.log("val_psnr", metrics["val/psnr"], prog_bar=True, logger=False, sync_dist=True)
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

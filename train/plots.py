@@ -95,23 +95,20 @@ def save_loss_curve(csv_path: str | os.PathLike, path: str | os.PathLike) -> Pat
         return None
     plt = _pyplot()
     fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for key, label in (("train/loss", "train loss"), ("val/loss", "validation loss")):
-        if series.get(key):
-            epochs, values = zip(*series[key])
-            ax_loss.plot(np.array(epochs) + 1, values, marker="o", label=label)
+    panels = (
+        (ax_loss, "loss", (("train/loss", "train loss"), ("val/loss", "validation loss"))),
+        (ax_psnr, "validation PSNR (dB)", (("val/psnr", "network"), ("val/baseline_psnr", "Lambertian baseline"))),
+    )
+    for ax, ylabel, curves in panels:
+        for key, label in curves:
+            if series.get(key):
+                epochs, values = zip(*series[key])
+                ax.plot(np.array(epochs) + 1, values, marker="o", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.legend()
+        ax.grid(alpha=0.3)
     ax_loss.set_yscale("log")
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("loss")
-    ax_loss.legend()
-    ax_loss.grid(alpha=0.3)
-    for key, label in (("val/psnr", "network"), ("val/baseline_psnr", "Lambertian baseline")):
-        if series.get(key):
-            epochs, values = zip(*series[key])
-            ax_psnr.plot(np.array(epochs) + 1, values, marker="o", label=label)
-    ax_psnr.set_xlabel("epoch")
-    ax_psnr.set_ylabel("validation PSNR (dB)")
-    ax_psnr.legend()
-    ax_psnr.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)

@@ -127,3 +127,24 @@ def test_inconsistent_data_folder_is_reported_by_name(tmp_path):
     assert result.returncode == 2
     assert "cosines has 3 samples" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run" / "best.ckpt").exists()
+
+
+def test_two_process_ddp_training_on_cpu(tmp_path):
+    """Lightning's own DDP strategy (gloo on CPU): no custom distributed code."""
+    out = tmp_path / "ddp"
+    result = _cli(*TINY, "--epochs", "2", "--batch-size", "4", "--accelerator", "cpu", "--devices", "2",
+                  "--strategy", "ddp", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "held-out (4 scenes)" in result.stdout
+    model, meta = load_checkpoint(out / "best.ckpt")
+    assert meta["name"] == "unet_test"
+
+
+@pytest.mark.needs_cuda
+def test_mixed_precision_training_on_a_gpu(tmp_path):
+    out = tmp_path / "gpu"
+    result = _cli(*TINY, "--epochs", "2", "--accelerator", "gpu", "--devices", "1", "--precision", "16-mixed",
+                  "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert np.isfinite(metrics["network"]["psnr"])
