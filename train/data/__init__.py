@@ -1,0 +1,1 @@
+"""Relighting data: the procedural renderer, albedo textures, the on-disk format and patch datasets."""
