@@ -32,7 +32,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class RelightingDataModule(L.LightningDataModule):
-    """Train on jittered patches, validate and test on whole images.
+    """Train on jittered patches, validate on whole images (held-out testing is ``train.evaluate``'s).
 
     Args:
         splits: ``{"train": arrays, "val": arrays, "test": arrays}`` (see ``train.data.dataset``).
@@ -49,7 +49,6 @@ class RelightingDataModule(L.LightningDataModule):
         self.batch_size, self.num_patches, self.workers, self.seed = batch_size, num_patches, workers, seed
         self.train_set = PatchRelightingDataset(splits["train"], num_patches=num_patches, jitter=True, seed=seed)
         self.val_set = PatchRelightingDataset(splits["val"], num_patches=None)
-        self.test_set = PatchRelightingDataset(splits["test"], num_patches=None) if "test" in splits else None
         self.summary = {**summary, "patch_size": list(self.train_set.patch_size), "train_patches": len(self.train_set)}
 
     def _loader(self, dataset, shuffle: bool, batch_size: int) -> DataLoader:
@@ -63,9 +62,6 @@ class RelightingDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, False, max(1, self.batch_size // 4))
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set or self.val_set, False, max(1, self.batch_size // 4))
 
 
 class RelightingModule(L.LightningModule):
@@ -117,9 +113,6 @@ class RelightingModule(L.LightningModule):
     def on_fit_start(self) -> None:
         self.criterion.to(self.device)
 
-    def on_test_start(self) -> None:
-        self.criterion.to(self.device)
-
     def on_validation_start(self) -> None:
         self.criterion.to(self.device)
 
@@ -136,21 +129,15 @@ class RelightingModule(L.LightningModule):
         self.log("loss", terms["loss"], on_step=True, on_epoch=False, prog_bar=True, logger=False)
         return terms["loss"]
 
-    def _evaluate(self, batch: dict, stage: str) -> None:
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
         prediction = self._predict(batch)
         target = batch["targets"]
         terms = self.criterion(prediction, target)
         baseline = lambertian_baseline(batch["distances"], batch["cosines"], batch["albedo"], self.hparams.light_intensity)
-        values = {f"{stage}/{k}": v for k, v in terms.items()}
-        values.update({f"{stage}/{k}": v for k, v in image_metrics(prediction, target).items()})
-        values.update({f"{stage}/baseline_{k}": v for k, v in image_metrics(baseline, target).items()})
+        values = {f"val/{k}": v for k, v in terms.items()}
+        values.update({f"val/{k}": v for k, v in image_metrics(prediction, target).items()})
+        values.update({f"val/baseline_{k}": v for k, v in image_metrics(baseline, target).items()})
         self.log_dict(values, on_step=False, on_epoch=True, prog_bar=False, batch_size=target.shape[0], sync_dist=True)
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
         metrics = self.trainer.callback_metrics
