@@ -21,7 +21,8 @@ from train.models import create_model
 
 
 def count_macs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> int:
-    """Multiply-accumulates of the convolutions and linear layers for one forward pass."""
+    """Multiply-accumulates of one forward pass: convolutions, linear layers, and attention products
+    (modules with a ``macs(*inputs)`` method report their own)."""
     total = 0
 
     def conv_hook(module: nn.Conv2d, args, output):
@@ -33,7 +34,12 @@ def count_macs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> int:
         nonlocal total
         total += output.numel() * module.in_features
 
+    def own_hook(module, args, output):
+        nonlocal total
+        total += module.macs(*args)
+
     hooks = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hooks += [m.register_forward_hook(own_hook) for m in model.modules() if callable(getattr(m, "macs", None))]
     hooks += [m.register_forward_hook(linear_hook) for m in model.modules() if isinstance(m, nn.Linear)]
     with torch.no_grad():
         model(*inputs)

@@ -19,12 +19,39 @@ class ArgumentParser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
 
+    def _short_metavars(self) -> None:
+        # N for counts, X for numbers (groups add to the same action list).
+        for action in self._actions:
+            if action.metavar is None and action.option_strings:
+                if action.type in (positive_int, nonnegative_int):
+                    action.metavar = "N"
+                elif action.type in (positive_float, nonnegative_float):
+                    action.metavar = "X"
+
+    def format_usage(self) -> str:
+        self._short_metavars()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._short_metavars()
+        return super().format_help()
+
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Appends the default to each option's help, unless there is none or the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            action.default in (None, False, argparse.SUPPRESS)
+            or "default" in text
+            or action.option_strings == []
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def _number(kind: type, low: float, inclusive: bool, what: str) -> Callable[[str], float]:

@@ -85,20 +85,30 @@ def _read_metrics_csv(csv_path: Path) -> dict[str, list[tuple[int, float]]]:
     return {k: sorted(v.items()) for k, v in series.items()}
 
 
-def save_loss_curve(csv_path: str | os.PathLike, path: str | os.PathLike) -> Path | None:
-    """Plot training and validation loss and validation PSNR (with the baseline's) per epoch.
+RELIGHTING_CURVES = (
+    (("train/loss", "train loss"), ("val/loss", "validation loss")),
+    (("val/psnr", "network"), ("val/baseline_psnr", "Lambertian baseline")),
+)
+LOWLIGHT_CURVES = (
+    (("train/3_total", "train total loss"), ("valid/3_total", "validation total loss")),
+    (("valid/psnr", "network"),),
+)
+
+
+def save_loss_curve(csv_path: str | os.PathLike, path: str | os.PathLike, curves=RELIGHTING_CURVES) -> Path | None:
+    """Plot training and validation loss and validation PSNR per epoch from a Lightning CSV log.
+
+    Args:
+        curves: (loss curves, PSNR curves), each a sequence of (CSV column, legend label).
 
     Returns None when the CSV holds no epoch yet.
     """
     series = _read_metrics_csv(Path(csv_path))
-    if not series.get("val/loss") and not series.get("train/loss"):
+    if not any(series.get(key) for key, _ in curves[0]):
         return None
     plt = _pyplot()
     fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(10, 3.8))
-    panels = (
-        (ax_loss, "loss", (("train/loss", "train loss"), ("val/loss", "validation loss"))),
-        (ax_psnr, "validation PSNR (dB)", (("val/psnr", "network"), ("val/baseline_psnr", "Lambertian baseline"))),
-    )
+    panels = ((ax_loss, "loss", curves[0]), (ax_psnr, "validation PSNR (dB)", curves[1]))
     for ax, ylabel, curves in panels:
         for key, label in curves:
             if series.get(key):

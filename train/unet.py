@@ -15,17 +15,25 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from .cli import ArgumentParser, image_size, nonnegative_float, nonnegative_int, positive_float, positive_int, run
 from .errors import UserError
+from .trainer import add_hardware_options, build_trainer, checkpoint_callbacks, quiet_lightning
 
 log = logging.getLogger("train.unet")
 
 RUN_FILES = ("best.ckpt", "last.ckpt", "metrics.csv", "hparams.yaml", "metrics.json", "loss_curve.png", "test_grid.png")
 SYNTHETIC_SEEDS = {"train": 0, "val": 10_000_000, "test": 20_000_000}
+
+
+def _add_scene_options(group, prefix: str = "") -> None:
+    """Image size and scene counts of the synthetic splits (training and make-dataset share them)."""
+    group.add_argument("--size", type=image_size, default="256", metavar="N|HxW", help=f"{prefix}image size")
+    group.add_argument("--train-samples", type=positive_int, default=400, help=f"{prefix}training scenes")
+    group.add_argument("--val-samples", type=positive_int, default=32, help=f"{prefix}validation scenes")
+    group.add_argument("--test-samples", type=positive_int, default=48, help=f"{prefix}held-out test scenes")
 
 
 def build_parser() -> ArgumentParser:
@@ -34,20 +42,16 @@ def build_parser() -> ArgumentParser:
     presets = [name.split("_", 1)[1] for name in list_models("unet")]
     p = ArgumentParser(
         prog="python -m train.unet",
-        description=__doc__.split("\n\n", 1)[0] + "\n\nSubcommand: 'make-dataset' writes synthetic data to disk "
-        "(python -m train.unet make-dataset --help).",
+        description=__doc__.replace("``", "") + "\nmake-dataset options: python -m train.unet make-dataset --help",
         epilog="Data format for --data PATH: see train/data/dataset.py or the README.",
     )
     g = p.add_argument_group("model")
     g.add_argument("--preset", choices=presets, default="edge",
                    help="'seed' has the seed's widths (33M parameters), 'edge' is narrow for video, 'test' is tiny")
     g = p.add_argument_group("data")
-    g.add_argument("--data", default="synthetic",
+    g.add_argument("--data", default="synthetic", metavar="synthetic|PATH",
                    help="'synthetic' renders scenes in memory; otherwise a dataset folder (train/, optional val/ test/)")
-    g.add_argument("--size", type=image_size, default=(256, 256), metavar="N|HxW", help="synthetic image size")
-    g.add_argument("--train-samples", type=positive_int, default=400, help="synthetic training scenes")
-    g.add_argument("--val-samples", type=positive_int, default=32, help="synthetic validation scenes")
-    g.add_argument("--test-samples", type=positive_int, default=48, help="synthetic held-out test scenes")
+    _add_scene_options(g, "synthetic ")
     g.add_argument("--val-fraction", type=positive_float, default=0.1,
                    help="share of a --data folder's training samples held out for validation when it has no val/")
     g.add_argument("--test-fraction", type=positive_float, default=0.1,
@@ -71,18 +75,11 @@ def build_parser() -> ArgumentParser:
                    help="weight of the luminance MSE term (seed 001)")
     g.add_argument("--seed", type=nonnegative_int, default=0, help="seed for weights, data order and synthetic scenes")
     g = p.add_argument_group("hardware (Lightning)")
-    g.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu", "cuda", "mps"], help="where to train")
-    g.add_argument("--devices", default="auto", help="device count, list such as 0,1, or auto")
-    g.add_argument("--num-nodes", type=positive_int, default=1, help="machines for multi-node DDP")
-    g.add_argument("--strategy", default="auto", help="Lightning strategy: auto, ddp, ddp_spawn, fsdp, ...")
-    g.add_argument("--precision", default="32-true", choices=["32-true", "16-mixed", "bf16-mixed", "64-true"],
-                   help="Lightning precision; 16-mixed and bf16-mixed are automatic mixed precision")
-    g.add_argument("--workers", type=nonnegative_int, default=0, help="DataLoader worker processes")
-    g.add_argument("--threads", type=positive_int, default=None, help="CPU threads for PyTorch (default: all cores)")
+    add_hardware_options(g)
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="train in the NHWC memory format (about 30%% faster on CPUs, and suits tensor cores)")
     g = p.add_argument_group("output")
-    g.add_argument("--out", type=Path, default=Path("runs/unet"), help="run folder")
+    g.add_argument("--out", type=Path, default=Path("runs/unet"), metavar="DIR", help="run folder")
     g.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last.ckpt")
     g.add_argument("--grid-every", type=nonnegative_int, default=1,
@@ -97,11 +94,8 @@ def build_dataset_parser() -> ArgumentParser:
         prog="python -m train.unet make-dataset",
         description="Render synthetic relighting scenes and write them in the dataset format --data reads.",
     )
-    p.add_argument("--out", type=Path, required=True, help="new folder to create")
-    p.add_argument("--size", type=image_size, default=(256, 256), metavar="N|HxW", help="image size")
-    p.add_argument("--train-samples", type=positive_int, default=400, help="training scenes")
-    p.add_argument("--val-samples", type=positive_int, default=32, help="validation scenes")
-    p.add_argument("--test-samples", type=positive_int, default=48, help="held-out test scenes")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="new folder to create")
+    _add_scene_options(p)
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed offset of the scenes")
     p.add_argument("--workers", type=positive_int, default=None, help="render processes (default: all cores)")
     return p
@@ -197,36 +191,17 @@ def train(argv: Sequence[str] | None) -> int:
         raise UserError("--val-fraction plus --test-fraction must be below 1")
 
     import lightning as L
-    import torch
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     from .callbacks import ComparisonGrid
     from .evaluate import finish_run
-    from .lightning import AtomicCheckpointIO, RelightingDataModule, RelightingModule
+    from .lightning import RelightingDataModule, RelightingModule
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    _quiet_lightning()
-    if args.quiet:
-        logging.getLogger().setLevel(logging.WARNING)
+    quiet_lightning(args.quiet)
     L.seed_everything(args.seed, verbose=False)
-    checkpoint = ModelCheckpoint(dirpath=args.out, filename="best", monitor="val/loss", mode="min", save_top_k=1,
-                                 save_last=True, auto_insert_metric_name=False, enable_version_counter=False)
-    try:
-        trainer = L.Trainer(
-            accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
-            precision=args.precision, max_epochs=args.epochs,
-            max_time={"minutes": args.max_minutes} if args.max_minutes else None,
-            logger=CSVLogger(args.out, name="", version=""),
-            callbacks=[checkpoint, LearningRateMonitor(logging_interval="epoch"),
-                       ComparisonGrid(args.out / "grids", every=args.grid_every, images=args.grid_images)],
-            plugins=[AtomicCheckpointIO()], enable_progress_bar=not args.quiet, enable_model_summary=False,
-            log_every_n_steps=10, num_sanity_val_steps=0, deterministic=False,
-        )
-    except (ValueError, MisconfigurationException) as exc:  # devices, strategy or hardware the machine lacks
-        raise UserError(str(exc).strip().splitlines()[0]) from None
+    callbacks = [*checkpoint_callbacks(args.out, "val/loss"),
+                 ComparisonGrid(args.out / "grids", every=args.grid_every, images=args.grid_images)]
+    trainer = build_trainer(args, args.out, callbacks, max_epochs=args.epochs, quiet=args.quiet,
+                            max_minutes=args.max_minutes)
     start = time.perf_counter()
     splits, data_meta = _prepare_data(args)
     data = RelightingDataModule(splits, data_meta, batch_size=args.batch_size, num_patches=args.patches,
@@ -265,16 +240,6 @@ def train(argv: Sequence[str] | None) -> int:
                           "train_seconds": round(train_seconds, 1), "epochs_completed": trainer.current_epoch},
                    grid_images=args.grid_images)
     return 0
-
-
-def _quiet_lightning() -> None:
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    for pattern in (".*does not have many workers.*", ".*Checkpoint directory .* exists and is not empty.*",
-                    ".*The number of training batches .* is smaller than the logging interval.*",
-                    ".*Experiment logs directory .* exists and is not empty.*",
-                    ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*"):
-        warnings.filterwarnings("ignore", message=pattern)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -78,6 +78,20 @@ def test_training_writes_the_run_and_validation_loss_drops(tiny_run):
     assert min(val[1:]) < val[0]
 
 
+def test_last_checkpoint_is_the_last_epoch_and_resume_continues(tiny_run, tmp_path):
+    import shutil
+
+    import torch
+
+    assert torch.load(tiny_run / "last.ckpt", weights_only=True)["epoch"] == 4  # the fifth epoch, best or not
+    run_copy = tmp_path / "resumed"
+    shutil.copytree(tiny_run, run_copy)
+    assert run(main, [*TINY, "--epochs", "6", "--lr", "3e-3", "--out", str(run_copy), "--resume"]) == 0
+    assert torch.load(run_copy / "last.ckpt", weights_only=True)["epoch"] == 5
+    with open(run_copy / "metrics.csv") as f:
+        assert max(int(r["epoch"]) for r in csv.DictReader(f) if r.get("val/loss")) == 5
+
+
 def test_metrics_json_compares_with_the_baseline(tiny_run):
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     assert metrics["model"] == "unet_test" and metrics["held_out_samples"] == 4

@@ -17,11 +17,11 @@ PHOTO_NAMES = (
 
 
 @lru_cache(maxsize=1)
-def load_photos() -> tuple[np.ndarray, ...]:
-    """The bundled photos as float32 RGB arrays in [0, 1] (grey ones repeated to three channels)."""
+def load_photos() -> dict[str, np.ndarray]:
+    """The bundled photos by name, as float32 RGB arrays in [0, 1] (grey ones repeated to three channels)."""
     import skimage.data
 
-    photos = []
+    photos = {}
     for name in PHOTO_NAMES:
         loader = getattr(skimage.data, name, None)
         if loader is None:
@@ -29,14 +29,14 @@ def load_photos() -> tuple[np.ndarray, ...]:
         image = np.asarray(loader(), dtype=np.float32) / 255.0
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=2)
-        photos.append(np.ascontiguousarray(image[..., :3]))
+        photos[name] = np.ascontiguousarray(image[..., :3])
     if not photos:
         raise RuntimeError("scikit-image ships none of the expected sample photos")
-    return tuple(photos)
+    return photos
 
 
 def _photo_crop(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    photos = load_photos()
+    photos = list(load_photos().values())
     photo = photos[rng.integers(len(photos))]
     ph, pw = photo.shape[:2]
     scale = rng.uniform(0.35, 1.0)

@@ -3,7 +3,7 @@ relit image from per-pixel light distances, light cosines, albedo and normals.""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
