@@ -1,0 +1,50 @@
+"""The real-time models export to ONNX with dynamic height and width and match PyTorch in ONNX Runtime."""
+
+import numpy as np
+import pytest
+import torch
+
+from train.models import create_model
+
+ort = pytest.importorskip("onnxruntime")
+
+
+def _export(model, inputs, names, path):
+    dims = {name: {2: torch.export.Dim("height", min=4, max=4096), 3: torch.export.Dim("width", min=4, max=4096)}
+            for name in names}
+    program = torch.onnx.export(model, inputs, dynamo=True, input_names=list(names), dynamic_shapes=dims)
+    program.save(str(path))
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("name", ["lowlight_edge", "lowlight_edgetest"])
+def test_lowlight_edge_exports_with_dynamic_size(name, tmp_path):
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    session = _export(model, (torch.rand(1, 3, 64, 96),), ["image"], tmp_path / "m.onnx")
+    for h, w in ((64, 96), (45, 81), (128, 72)):
+        x = torch.rand(1, 3, h, w)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        (got,) = session.run(None, {"image": x.numpy()})
+        assert got.shape == (1, 3, h, w)
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_unet_exports_with_dynamic_size(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("unet_test").eval()
+    names = ["distances", "cosines", "albedo", "normals"]
+
+    def inputs(h, w):
+        g = torch.Generator().manual_seed(h * w)
+        return (torch.rand(1, 1, h, w, generator=g) + 1, torch.rand(1, 1, h, w, generator=g),
+                torch.rand(1, 3, h, w, generator=g), torch.rand(1, 3, h, w, generator=g))
+
+    session = _export(model, inputs(32, 48), names, tmp_path / "u.onnx")
+    for h, w in ((32, 48), (37, 53)):
+        x = inputs(h, w)
+        with torch.no_grad():
+            expected = model(*x).numpy()
+        (got,) = session.run(None, dict(zip(names, (t.numpy() for t in x))))
+        np.testing.assert_allclose(got, expected, atol=1e-4)
