@@ -14,7 +14,6 @@ accepted too (--max_epochs as well as --max-epochs).
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import time
@@ -176,7 +175,7 @@ def train(argv: Sequence[str]) -> int:
     if out.exists() and args.overwrite:
         shutil.rmtree(out)
     weights = None
-    for stage in stages:
+    for i, stage in enumerate(stages):
         folder = out / stage if len(stages) > 1 else out
         try:
             module = LowLightModule(
@@ -197,10 +196,10 @@ def train(argv: Sequence[str]) -> int:
             raise KeyboardInterrupt
         if not (folder / "best.ckpt").is_file():
             raise UserError("training stopped before the first validation, so no checkpoint was written")
-        from .checkpoint import load_checkpoint
+        if i + 1 < len(stages):  # the next stage starts from this one's best weights
+            from .checkpoint import load_checkpoint
 
-        best_model, _ = load_checkpoint(folder / "best.ckpt")
-        weights = best_model.state_dict()
+            weights = load_checkpoint(folder / "best.ckpt")[0].state_dict()
     if len(stages) > 1:
         from .io import atomic_path
 
@@ -208,7 +207,7 @@ def train(argv: Sequence[str]) -> int:
             shutil.copyfile(out / stages[-1] / "best.ckpt", tmp)
     seconds = time.perf_counter() - start
     print(f"trained in {seconds / 60:.1f} min")
-    bench_data = _bench_data(args, data_root)
+    bench_data = _bench_data(args)
     if bench_data is not None:
         bench_checkpoint(out / "best.ckpt", bench_data, seed=args.seed, out=out / "bench.json",
                          extra={"train_seconds": round(seconds, 1)})
@@ -218,8 +217,8 @@ def train(argv: Sequence[str]) -> int:
     return 0
 
 
-def _bench_data(args, data_root: str) -> str | None:
-    """Where the post-training benchmark runs: held-out synthetic pairs, or the folder's 3_bench pairs."""
+def _bench_data(args) -> str | None:
+    """Where the post-training benchmark runs: held-out synthetic pairs, or the --data folder's 3_bench pairs."""
     from .data.lowlight import find_pairs
     from .errors import DatasetError
 
@@ -229,18 +228,20 @@ def _bench_data(args, data_root: str) -> str | None:
             return None
         return "synthetic"
     try:
-        find_pairs(data_root, "bench")
+        find_pairs(args.data, "bench")
     except DatasetError as exc:
         print(f"no benchmark after training: {exc}")
         return None
-    return data_root
+    return args.data
 
 
 def _combined_root(args) -> str:
     """A seed-layout root holding the given train and valid folders (as symlinks in a temporary folder)."""
+    import atexit
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="edgelight-lowlight-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)  # removes the links, never their targets
     for stage, given in (("1_train", args.train_data_path), ("2_valid", args.valid_data_path)):
         source = Path(given or Path(args.data) / stage)
         if not source.exists():
@@ -280,12 +281,12 @@ def _load(path, device: str):
 
 
 def _eval_set(data: str, stage: str, seed: int, size: int | None, require_high: bool = True):
-    from .data.lowlight import PairDataset, SyntheticPairs, find_pairs, photo_split
+    from .data.lowlight import SPLIT_SEEDS, PairDataset, SyntheticPairs, find_pairs, photo_split
 
     if data == "synthetic":
         split = "valid" if stage == "valid" else "test"
         return SyntheticPairs(photo_split(split), BENCH_PAIRS if split == "test" else 32, size or 256,
-                              seed=(1_000_000 if split == "valid" else 2_000_000) + seed, fixed=True), "synthetic"
+                              seed=SPLIT_SEEDS[split] + seed, fixed=True), "synthetic"
     pairs = find_pairs(data, stage, require_high=require_high)
     return PairDataset(pairs, size=size, train=False), str(data)
 

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from .checkpoint import build_metadata
-from .data.lowlight import PairDataset, SyntheticPairs, find_pairs, folder_photos, photo_split
+from .data.lowlight import SPLIT_SEEDS, PairDataset, SyntheticPairs, find_pairs, folder_photos, photo_split
 from .metrics import image_metrics
 from .models import create_model
 
@@ -38,7 +38,7 @@ class LowLightData(L.LightningDataModule):
             if photos and len(train_photos) > 1:
                 train_photos = train_photos[:-1]
             self.train_set = SyntheticPairs(train_photos, train_samples, image_size, seed=seed)
-            self.valid_set = SyntheticPairs(valid_photos, valid_samples, image_size, seed=1_000_000 + seed, fixed=True)
+            self.valid_set = SyntheticPairs(valid_photos, valid_samples, image_size, seed=SPLIT_SEEDS["valid"] + seed, fixed=True)
             self.summary = {"source": "synthetic", "photos": photos or "scikit-image (training split)",
                             "train_pairs_per_epoch": train_samples, "valid_pairs": valid_samples}
         else:

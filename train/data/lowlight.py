@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from ..errors import DatasetError
 
 __all__ = [
-    "STAGES", "LOL_STAGES", "IMAGE_EXTENSIONS", "Pair", "find_pairs", "read_image", "write_image", "degrade",
+    "STAGES", "LOL_STAGES", "IMAGE_EXTENSIONS", "SPLIT_SEEDS", "Pair", "find_pairs", "read_image", "write_image", "degrade",
     "photo_split", "PairDataset", "SyntheticPairs", "to_tensor",
 ]
 
@@ -39,6 +39,8 @@ IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # Held-out photographs: never used to make training pairs.
 VALID_PHOTOS = ("rocket",)
 TEST_PHOTOS = ("chelsea", "coffee")
+# Seed offsets of the fixed synthetic validation and test pairs (training draws from ``seed`` itself).
+SPLIT_SEEDS = {"valid": 1_000_000, "test": 2_000_000}
 
 
 @dataclass(frozen=True)

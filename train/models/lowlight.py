@@ -204,7 +204,6 @@ class Decoder(nn.Module):
                  num_resolution: int, attention_from_level: int) -> None:
         super().__init__()
         widths = [max(8, embed_dim // 2 ** (num_resolution - 1 - i)) for i in range(num_resolution)]
-        self.widths = widths
         self.stem = nn.Conv2d(channels, widths[0], 3, padding=1)
         self.down = nn.ModuleList(_ConvBlock(widths[i], widths[i]) for i in range(num_resolution))
         self.pool = nn.ModuleList(
