@@ -51,8 +51,18 @@ def count_macs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> int:
 def example_inputs(model: nn.Module, height: int, width: int) -> tuple[torch.Tensor, ...]:
     """Random inputs that follow the model's input contract."""
     g = torch.Generator().manual_seed(0)
-    return tuple(torch.rand(1, spec["channels"], height, width, generator=g) + (1.0 if spec["name"] == "distances" else 0.0)
-                 for spec in model.io_contract()["inputs"])
+    inputs = []
+    for spec in model.io_contract()["inputs"]:
+        if "shape" in spec:  # a per-frame vector such as a light position or SH coefficients
+            x = torch.rand(1, *spec["shape"][1:], generator=g)
+            if spec["name"] == "light" and x.shape[-1] == 3:
+                x[:, 2] += 2.5  # a point light above the scene
+        else:
+            x = torch.rand(1, spec["channels"], height, width, generator=g)
+            if spec["name"] == "distances":
+                x += 1.0
+        inputs.append(x)
+    return tuple(inputs)
 
 
 def time_forward(model: nn.Module, inputs, warmup: int, iters: int) -> list[float]:

@@ -48,3 +48,24 @@ def test_unet_exports_with_dynamic_size(tmp_path):
             expected = model(*x).numpy()
         (got,) = session.run(None, dict(zip(names, (t.numpy() for t in x))))
         np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"downsample": 2, "skip": True, "albedo_from_image": True,
+                                               "light_moments": True}], ids=["seed-structure", "edge-structure"])
+def test_sfsnet_exports_with_dynamic_size_and_five_named_outputs(overrides, tmp_path):
+    torch.manual_seed(0)
+    model = create_model("sfsnet_test", **overrides).eval()
+    names = ["normals", "albedo", "sh", "residue", "reconstruction"]
+    dims = {"image": {2: torch.export.Dim("height", min=8, max=4096), 3: torch.export.Dim("width", min=8, max=4096)}}
+    program = torch.onnx.export(model, (torch.rand(1, 3, 64, 64),), dynamo=True, input_names=["image"],
+                                output_names=names, dynamic_shapes=dims)
+    program.save(str(tmp_path / "s.onnx"))
+    session = ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == names
+    for h, w in ((64, 64), (45, 81)):
+        x = torch.rand(1, 3, h, w)
+        with torch.no_grad():
+            expected = model(x)
+        got = session.run(None, {"image": x.numpy()})
+        for name, e, g in zip(names, expected, got):
+            np.testing.assert_allclose(g, e.numpy(), atol=1e-4, err_msg=name)

@@ -55,6 +55,8 @@ class RenderConfig:
     """Penumbra sharpness (larger is harder)."""
     shadows: bool = True
     """Cast shadows on or off (off only to compare)."""
+    clip: bool = True
+    """Clip the image to [0, 1] like a sensor; False keeps linear HDR values (only negatives are cut)."""
 
     def __post_init__(self) -> None:
         if self.height < 8 or self.width < 8:
@@ -187,7 +189,7 @@ def shade_scene(heights: np.ndarray, albedo: np.ndarray, light, cfg: RenderConfi
         cosines=cosines,
         albedo=albedo,
         normals=normals,
-        targets=np.clip(image, 0.0, 1.0).astype(np.float32),
+        targets=(np.clip(image, 0.0, 1.0) if cfg.clip else np.maximum(image, 0.0)).astype(np.float32),
         heights=z,
         light=light,
     )
