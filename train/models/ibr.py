@@ -17,8 +17,7 @@ Presets (widths are the hidden layers):
   inputs plus a fixed sin/cos encoding of the pixel (4 octaves) and light (2 octaves) positions,
   predicting the change from the average image (``residual``). Without the encoding and the residual
   a network this small stays near 10% held-out relative error on the synthetic light stage; with
-  them it reaches about 5.6% in under ten minutes on one CPU thread (numbers in train/ibr.py's
-  module notes and the run's metrics.json).
+  them it reaches about 5.6% in under ten minutes on one CPU thread (benchmarks/RESULTS.md).
 * ``test``: two hidden layers of 8, for tests.
 
 The HDR normalisation (train.data.ibr) lives inside the model as config constants fitted on the
