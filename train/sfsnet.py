@@ -318,11 +318,11 @@ def light_sequence(spec: str, steps: int) -> tuple[np.ndarray, list[str]]:
     unknown = [n for n in names if n not in SH_PRESETS]
     if unknown or len(names) < 2:
         raise UserError(f"--lights {spec!r}: use sweep, orbit or two or more of {', '.join(SH_PRESETS)}")
-    keys = np.stack([sh_preset(n) for n in names])
+    keys = np.stack([sh_preset(n) for n in names])  # (K, 27)
     position = np.linspace(0, len(names) - 1, steps)
-    lights = [keys[int(min(p, len(names) - 2))] * (1 - (p - min(int(p), len(names) - 2)))
-              + keys[int(min(p, len(names) - 2)) + 1] * (p - min(int(p), len(names) - 2)) for p in position]
-    return np.stack(lights).astype(np.float32), [f"{p:.2f}" for p in position]
+    # SH is linear in the light, so interpolating coefficients interpolates the lights.
+    lights = np.stack([np.interp(position, np.arange(len(names)), keys[:, k]) for k in range(keys.shape[1])], axis=1)
+    return lights.astype(np.float32), [f"{p:.2f}" for p in position]
 
 
 def save_interpolation(path: Path, model, image: np.ndarray, lights: np.ndarray, labels: list[str],

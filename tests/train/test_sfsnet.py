@@ -254,3 +254,15 @@ def test_make_dataset_writes_sfsnet_layout(tmp_path):
     assert (out / "train.csv").is_file() and (out / "test.csv").is_file()
     assert len(read_sfsnet_layout(out, "test")["image"]) == 2
     assert run(main, ["make-dataset", "--out", str(out)]) == 2
+
+
+def test_light_sequences_interpolate_presets_and_sweep_the_key_light():
+    from train.models.sh import sh_preset
+    from train.sfsnet import light_sequence
+
+    lights, _ = light_sequence("left,front,right", 5)
+    assert np.allclose(lights[0], sh_preset("left")) and np.allclose(lights[4], sh_preset("right"))
+    assert np.allclose(lights[1], (sh_preset("left") + sh_preset("front")) / 2, atol=1e-6)
+    sweep, labels = light_sequence("sweep", 3)
+    assert sweep.shape == (3, 27) and labels[0].startswith("-70")
+    assert sweep[0, 2] < 0 < sweep[2, 2]  # the x coefficient of red moves from left to right
