@@ -25,7 +25,8 @@ from . import __version__
 from .errors import CheckpointError
 from .models import create_model, get_entry
 
-__all__ = ["FORMAT", "build_metadata", "save_checkpoint", "load_checkpoint", "read_checkpoint", "update_metadata"]
+__all__ = ["FORMAT", "build_metadata", "checkpoint_path", "save_checkpoint", "load_checkpoint", "read_checkpoint",
+           "update_metadata"]
 
 FORMAT = "edgelight-checkpoint/1"
 _PREFIX = "model."
@@ -64,11 +65,15 @@ def save_checkpoint(
     return Path(path)
 
 
+def checkpoint_path(path: str | os.PathLike) -> Path:
+    """The checkpoint file a path names: the path itself, or a run folder's ``best.ckpt``."""
+    path = Path(path)
+    return path / "best.ckpt" if path.is_dir() else path
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load the raw checkpoint dictionary, turning every failure into a CheckpointError."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "best.ckpt"
+    path = checkpoint_path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:

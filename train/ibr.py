@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from .cli import ArgumentParser, image_size, nonnegative_float, nonnegative_int, positive_float, positive_int, run
 from .errors import CheckpointError, UserError
+from .io import check_run_folder, clear_run_folder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -298,15 +299,6 @@ def nearest_baselines(train, held_out, low, high) -> dict:
 # ------------------------------------------------------------------------------------------------ train
 
 
-def _check_out(args) -> None:
-    out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file")
-    existing = [name for name in RUN_FILES if (out / name).exists()]
-    if existing and not args.overwrite:
-        raise UserError(f"{out} already holds a run ({', '.join(existing)}); pass --overwrite or another --out")
-
-
 def _check_args(args) -> None:
     if args.data != "synthetic" and not Path(args.data).exists():
         raise UserError(f"data path does not exist: {args.data}")
@@ -549,7 +541,7 @@ def finish(out: Path, data: Prepared, extra: dict, grid_lights: int = 4, device:
 
 def train(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    _check_out(args)
+    check_run_folder(args.out, RUN_FILES, overwrite=args.overwrite)
     _check_args(args)
 
     import numpy as np
@@ -585,8 +577,7 @@ def train(argv: Sequence[str] | None) -> int:
              f"ibr_{args.preset}", sum(p.numel() for p in model.parameters()), len(data.train.names),
              len(data.val.names), len(data.test.names), *data.train.size,
              len(data.train.names) * data.train.size[0] * data.train.size[1])
-    for name in RUN_FILES:
-        (args.out / name).unlink(missing_ok=True)
+    clear_run_folder(args.out, RUN_FILES)
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out / AVERAGE_FILE) as tmp:
         with open(tmp, "wb") as f:
@@ -658,15 +649,15 @@ def light_path(spec: str, frames: int, model) -> torch.Tensor:
 
 
 def _load_ibr(spec: str, device: str):
-    from .checkpoint import load_checkpoint, read_checkpoint
+    from .checkpoint import checkpoint_path, load_checkpoint, read_checkpoint
 
-    path = Path(spec)
+    path = checkpoint_path(spec)
     meta = read_checkpoint(path)["edgelight"]
     if meta.get("family") != "ibr":
         raise CheckpointError(f"{path} holds a {meta.get('family')!r} model ({meta.get('name')}); "
                               "render needs an ibr checkpoint from python -m train.ibr")
     model, meta = load_checkpoint(path, map_location=device)
-    return model, meta, (path / "best.ckpt" if path.is_dir() else path)
+    return model, meta, path
 
 
 def _read_average(path: Path):

@@ -30,14 +30,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _checkpoint_file(path: str) -> Path:
-    p = Path(path)
-    return p / "best.ckpt" if p.is_dir() else p
-
-
 def compose(sfsnet: str, unet: str | None, out: str, light: str = "point", srgb: bool = True):
     """Load the two checkpoints, check their families, and write the chain to ``out``. Returns the model."""
-    from .checkpoint import load_checkpoint, save_checkpoint
+    from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
     from .models import create_model
 
     parts = {}
@@ -48,7 +43,7 @@ def compose(sfsnet: str, unet: str | None, out: str, light: str = "point", srgb:
         model, meta = load_checkpoint(path)
         if meta["family"] != family:
             raise UserError(f"--{family} {path} holds a {meta['family']!r} model ({meta['name']}); expected {family}")
-        parts[family] = (model, meta, _checkpoint_file(path))
+        parts[family] = (model, meta, checkpoint_path(path))
     if "unet" in parts and parts["unet"][0].config.albedo_channels != 3:
         raise UserError(f"--unet {unet} takes {parts['unet'][0].config.albedo_channels}-channel albedo; "
                         "the chain feeds it SfSNet's RGB albedo")

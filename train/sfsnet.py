@@ -25,6 +25,7 @@ import numpy as np
 
 from .cli import ArgumentParser, image_size, nonnegative_float, positive_float, positive_int, run
 from .errors import UserError
+from .io import check_run_folder, clear_run_folder
 from .trainer import add_hardware_options, build_trainer, checkpoint_callbacks, quiet_lightning
 
 log = logging.getLogger("train.sfsnet")
@@ -136,25 +137,7 @@ def _prepare_data(args) -> tuple[dict, dict]:
     return splits, meta
 
 
-# --- run folder ------------------------------------------------------------------------------------------
-
-
-def _check_out(args) -> None:
-    out: Path = args.out
-    if args.resume:
-        if not (out / "last.ckpt").is_file():
-            raise UserError(f"--resume: no last.ckpt in {out}")
-        return
-    if out.exists() and not out.is_dir():
-        raise UserError(f"run folder {out} is a file")
-    existing = [name for name in RUN_FILES if (out / name).exists()]
-    if existing and not args.overwrite:
-        raise UserError(f"{out} already holds a run ({', '.join(existing)}); pass --overwrite, --resume or another --log_dir")
-
-
-def _clear_run(out: Path) -> None:
-    for name in RUN_FILES:
-        (out / name).unlink(missing_ok=True)
+# --- initial weights -------------------------------------------------------------------------------------
 
 
 def _load_initial_weights(module, path: str) -> None:
@@ -171,7 +154,7 @@ def _load_initial_weights(module, path: str) -> None:
 
 def train(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    _check_out(args)
+    check_run_folder(args.out, RUN_FILES, overwrite=args.overwrite, resume=args.resume, option="--log_dir")
     if args.data != "synthetic" and not Path(args.data).is_dir():
         raise UserError(f"--syn_data {args.data}: no such folder")
     if args.no_cuda:
@@ -197,7 +180,7 @@ def train(argv: Sequence[str] | None) -> int:
     if args.load_model:
         _load_initial_weights(module, args.load_model)
     if not args.resume:
-        _clear_run(args.out)
+        clear_run_folder(args.out, RUN_FILES)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.details:
         from .io import atomic_path

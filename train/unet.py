@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .cli import ArgumentParser, image_size, nonnegative_float, nonnegative_int, positive_float, positive_int, run
 from .errors import UserError
+from .io import check_run_folder, clear_run_folder
 from .trainer import add_hardware_options, build_trainer, checkpoint_callbacks, quiet_lightning
 
 log = logging.getLogger("train.unet")
@@ -161,30 +162,9 @@ def _prepare_data(args) -> tuple[dict, dict]:
     return splits, meta
 
 
-def _check_out(args) -> None:
-    out: Path = args.out
-    if args.resume:
-        if not (out / "last.ckpt").is_file():
-            raise UserError(f"--resume: no last.ckpt in {out}")
-        return
-    existing = [name for name in RUN_FILES if (out / name).exists()]
-    if existing and not args.overwrite:
-        raise UserError(f"{out} already holds a run ({', '.join(existing)}); pass --overwrite, --resume or another --out")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file")
-
-
-def _clear_run(out: Path) -> None:
-    import shutil
-
-    for name in RUN_FILES:
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "grids", ignore_errors=True)
-
-
 def train(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    _check_out(args)
+    check_run_folder(args.out, RUN_FILES, overwrite=args.overwrite, resume=args.resume)
     if args.data != "synthetic" and not Path(args.data).exists():
         raise UserError(f"data path does not exist: {args.data}")
     if args.val_fraction + args.test_fraction >= 1:
@@ -225,7 +205,7 @@ def train(argv: Sequence[str] | None) -> int:
     except ValueError as exc:  # config dataclasses name the bad value
         raise UserError(str(exc)) from None
     if not args.resume:
-        _clear_run(args.out)
+        clear_run_folder(args.out, RUN_FILES, folders=("grids",))
     args.out.mkdir(parents=True, exist_ok=True)
     trainer.fit(module, datamodule=data, ckpt_path=args.out / "last.ckpt" if args.resume else None)
     train_seconds = time.perf_counter() - start
