@@ -10,6 +10,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "edgelight needs Python 3.10 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[$(EXTRAS)]'
+	@# TensorRT's type stubs, for the mypy check of our TensorRT code; --no-deps because they depend on tensorrt itself.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps tensorrt-stubs==10.13.0.35.1
 	@touch $@
 
 ## demo: synthetic data -> train the edge U-Net briefly -> checkpoint, grids, metrics (CPU)

@@ -1,0 +1,127 @@
+"""Parity of an exported artefact with the PyTorch FP32 reference: max abs error, PSNR, NaN and Inf.
+
+Every output is compared on the scale its contract gives it. Its peak (the PSNR's signal) is the
+width of the contract's value range when both ends are finite (1 for images in 0..1, 2 for unit
+normals) and otherwise the reference's own range (HDR images, SH coefficients). The FP32 bound on
+the max abs error applies to outputs whose peak is at most 1 and grows with the peak beyond that.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+__all__ = ["Thresholds", "OutputParity", "compare", "run_torch", "run_onnx", "output_peak"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What an artefact must reach to pass."""
+
+    fp32_max_abs: float = 1e-4
+    """Largest abs difference of an FP32 artefact from PyTorch (times the output's peak when it exceeds 1)."""
+    fp16_min_psnr: float = 45.0
+    """Smallest PSNR (dB) of an FP16 artefact against PyTorch FP32."""
+
+
+@dataclass
+class OutputParity:
+    """One output of one artefact at one input shape, against the PyTorch reference."""
+
+    artefact: str
+    output: str
+    shape: list[int]
+    max_abs: float
+    psnr: float | None
+    """dB, on the output's peak; None when the outputs are identical."""
+    peak: float
+    nonfinite: int
+    """NaN and Inf values in the artefact's output."""
+    passed: bool
+    reason: str
+    """Empty when passed; otherwise which bound failed and by how much."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def output_peak(spec: dict, reference: np.ndarray) -> float:
+    """The signal peak of an output for PSNR: its contract range, or the reference's range."""
+    low, high = (spec.get("range") or [None, None])[:2]
+    if low is not None and high is not None and high > low:
+        return float(high - low)
+    finite = reference[np.isfinite(reference)]
+    spread = float(finite.max() - finite.min()) if finite.size else 0.0
+    return max(spread, 1e-6)
+
+
+def compare(artefact: str, precision: str, reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray],
+            contract: dict, thresholds: Thresholds = Thresholds()) -> list[OutputParity]:
+    """Compare ``candidate`` outputs with ``reference`` ones, output by output.
+
+    Args:
+        artefact: a label for the report (``model.onnx``).
+        precision: ``fp32`` (judged by max abs error) or ``fp16`` (judged by PSNR).
+        reference, candidate: ``{output name: array}``.
+        contract: the checkpoint's contract (gives each output's range).
+    """
+    results = []
+    for spec in contract["outputs"]:
+        name = spec["name"]
+        ref = np.asarray(reference[name], np.float64)
+        got = np.asarray(candidate[name], np.float64)
+        peak = output_peak(spec, ref)
+        nonfinite = int(got.size - np.isfinite(got).sum())
+        if got.shape != ref.shape:
+            results.append(OutputParity(artefact, name, list(got.shape), math.inf, 0.0, peak, nonfinite, False,
+                                        f"shape {list(got.shape)} != PyTorch's {list(ref.shape)}"))
+            continue
+        both = np.isfinite(got) & np.isfinite(ref)
+        diff = np.abs(got - ref)[both]
+        max_abs = float(diff.max()) if diff.size else 0.0
+        mse = float(np.mean(diff**2)) if diff.size else 0.0
+        psnr = None if mse == 0.0 else 10.0 * math.log10(peak**2 / mse)
+        reason = ""
+        if not np.isfinite(ref).all():
+            reason = f"the PyTorch reference has {int(ref.size - np.isfinite(ref).sum())} NaN/Inf values"
+        elif nonfinite:
+            reason = f"{nonfinite} NaN/Inf values of {got.size}" + (
+                " (FP16 overflow: keep the overflowing operators or nodes in FP32 with --keep-fp32)"
+                if precision == "fp16" else "")
+        elif precision == "fp32":
+            bound = thresholds.fp32_max_abs * max(1.0, peak)
+            if max_abs > bound:
+                reason = f"max abs error {max_abs:.3g} > {bound:.3g}"
+        elif psnr is not None and psnr < thresholds.fp16_min_psnr:
+            reason = f"PSNR {psnr:.1f} dB < {thresholds.fp16_min_psnr:g} dB (max abs error {max_abs:.3g})"
+        results.append(OutputParity(artefact, name, list(ref.shape), max_abs, psnr, peak, nonfinite, not reason,
+                                    reason))
+    return results
+
+
+def run_torch(model, feeds: dict[str, np.ndarray], contract: dict) -> dict[str, np.ndarray]:
+    """The PyTorch FP32 reference outputs, named by the contract."""
+    import torch
+
+    with torch.no_grad():
+        out = model(*(torch.from_numpy(feeds[spec["name"]]) for spec in contract["inputs"]))
+    out = out if isinstance(out, (tuple, list)) else (out,)
+    return {spec["name"]: t.float().numpy() for spec, t in zip(contract["outputs"], out)}
+
+
+def run_onnx(path, feeds: dict[str, np.ndarray], threads: int = 0) -> dict[str, np.ndarray]:
+    """Outputs of the ONNX file at ``path`` in ONNX Runtime on the CPU, cast to FP32.
+
+    Inputs are cast to whatever type the graph declares (FP16 with ``--fp16-io``).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    kinds = {i.name: (np.float16 if i.type == "tensor(float16)" else np.float32) for i in session.get_inputs()}
+    outputs = session.run(None, {name: feeds[name].astype(kinds[name]) for name in kinds})
+    return {o.name: v.astype(np.float32) for o, v in zip(session.get_outputs(), outputs)}

@@ -1,0 +1,479 @@
+"""The export run: checkpoint -> ONNX FP32 -> FP16 ONNX -> TensorRT engine, each checked against PyTorch.
+
+Each step is a function of ``export`` that can be called alone (``export_onnx``, ``convert_fp16``,
+``engine.build_engine``); this module chains them, runs the parity checks, writes the sidecars and
+the report, and publishes only artefacts that passed. Everything is built in a staging folder inside
+``--out`` and renamed into place at the end, so a failed or interrupted export leaves no half-written
+file behind.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from train.errors import UserError
+
+from .parity import Thresholds, compare, run_onnx, run_torch
+from .sidecar import FORMAT, file_sha256, sidecar_path, validate_sidecar
+
+__all__ = ["ExportOptions", "ExportError", "run_export", "parse_shape", "MIN_SIDE", "MAX_SIDE"]
+
+MIN_SIDE, MAX_SIDE = 16, 8192
+"""Bounds of the dynamic height and width of every exported ONNX file."""
+
+
+class ExportError(UserError):
+    """Bad input to an export: a checkpoint, a shape, an output folder, a missing TensorRT with --engine."""
+
+
+def parse_shape(text: str, *, batch: bool = False) -> tuple[int, ...]:
+    """``HxW`` (or ``BxHxW`` when ``batch``) -> a tuple of ints, checked to be within MIN_SIDE..MAX_SIDE."""
+    parts = text.lower().replace(" ", "").split("x")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a shape like 720x1280") from None
+    if batch and len(values) == 2:
+        values = (1, *values)
+    if len(values) != (3 if batch else 2):
+        raise ValueError(f"{text!r}: expected {'[B]x' if batch else ''}HxW")
+    if batch and values[0] < 1:
+        raise ValueError(f"{text!r}: the batch must be positive")
+    if any(not MIN_SIDE <= v <= MAX_SIDE for v in values[-2:]):
+        raise ValueError(f"{text!r}: height and width must be between {MIN_SIDE} and {MAX_SIDE}")
+    return values
+
+
+@dataclass
+class ExportOptions:
+    """What to build; the CLI's options (``python -m export --help`` explains each)."""
+
+    checkpoint: str
+    out: str | None = None
+    fp16: bool = False
+    fp16_io: bool = False
+    keep_fp32: tuple[str, ...] = ()
+    opset: int = 18
+    min_shape: tuple[int, int] = (256, 256)
+    opt_shape: tuple[int, int] = (720, 1280)
+    max_shape: tuple[int, int] = (1088, 1920)
+    max_batch: int = 4
+    parity_shapes: tuple[tuple[int, int, int], ...] = ((1, 256, 256), (2, 360, 640))
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    engine: bool | None = None
+    """True: an engine is required (error without TensorRT or a GPU); False: never; None: when possible."""
+    workspace_gb: float = 4.0
+    timing_cache: str | None = None
+    cache_dir: str | None = None
+    version_compatible: bool = False
+    hardware_compatible: bool = False
+    triton_repo: str | None = None
+    threads: int = 0
+    quiet: bool = False
+
+    def check(self) -> None:
+        """Raise ExportError naming the first inconsistent option."""
+        low, opt, high = self.min_shape, self.opt_shape, self.max_shape
+        if any(not a <= b <= c for a, b, c in zip(low, opt, high)):
+            raise ExportError(f"shapes must satisfy --min-shape <= --opt-shape <= --max-shape on both sides; got "
+                              f"{_hw(low)}, {_hw(opt)}, {_hw(high)}")
+        for b, h, w in self.parity_shapes:
+            if not (low[0] <= h <= high[0] and low[1] <= w <= high[1]) or b > self.max_batch:
+                raise ExportError(f"--parity-shapes {b}x{h}x{w} is outside the profile "
+                                  f"(1..{self.max_batch} x {_hw(low)} .. {_hw(high)})")
+        if self.fp16_io and not self.fp16:
+            raise ExportError("--fp16-io needs --fp16")
+        if self.engine is True and self.engine_unavailable():
+            raise ExportError(f"--engine: {self.engine_unavailable()}")
+
+    def engine_unavailable(self) -> str | None:
+        """Why no engine can be built here (None: it can)."""
+        from . import engine
+
+        return engine.unavailable_reason()
+
+
+def _hw(shape) -> str:
+    return "x".join(str(v) for v in shape)
+
+
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgelight" / "tensorrt"
+
+
+class _Log:
+    def __init__(self, quiet: bool, stages: int) -> None:
+        self.quiet, self.stages, self.step = quiet, stages, 0
+
+    def stage(self, text: str) -> float:
+        self.step += 1
+        if not self.quiet:
+            print(f"[{self.step}/{self.stages}] {text}", flush=True)
+        return time.perf_counter()
+
+    def __call__(self, text: str) -> None:
+        if not self.quiet:
+            print(f"      {text}", flush=True)
+
+
+def _load(checkpoint: str):
+    from train.checkpoint import checkpoint_path, load_checkpoint
+
+    path = checkpoint_path(checkpoint)
+    model, meta = load_checkpoint(path)
+    return model, meta, path
+
+
+def _versions(**extra) -> dict:
+    import onnx
+    import onnxruntime
+    import torch
+
+    from train import __version__
+
+    return {"edgelight": __version__, "torch": torch.__version__.split("+")[0], "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__, **extra}
+
+
+def _dynamic(meta: dict, max_batch: int) -> dict:
+    from .onnx_export import dynamic_axes
+
+    shapes = {}
+    for spec in meta["contract"]["inputs"] + meta["contract"]["outputs"]:
+        shape = list(spec["shape"]) if "shape" in spec else ["N", spec["channels"], "H", "W"]
+        for axis, label in dynamic_axes(spec).items():
+            shape[axis] = label
+        shapes[spec["name"]] = shape
+    return {"shapes": shapes, "batch": [1, max_batch], "height": [MIN_SIDE, MAX_SIDE], "width": [MIN_SIDE, MAX_SIDE]}
+
+
+def _profile(meta: dict, options: ExportOptions) -> dict:
+    """Per input: min / opt / max full shapes (batch 1 / 1 / max_batch)."""
+    profile = {}
+    for spec in meta["contract"]["inputs"]:
+        if "shape" in spec:
+            k = int(spec["shape"][1])
+            profile[spec["name"]] = {"min": [1, k], "opt": [1, k], "max": [options.max_batch, k]}
+        else:
+            c = int(spec["channels"])
+            profile[spec["name"]] = {"min": [1, c, *options.min_shape], "opt": [1, c, *options.opt_shape],
+                                     "max": [options.max_batch, c, *options.max_shape]}
+    return profile
+
+
+def _size(path: Path) -> str:
+    n = path.stat().st_size
+    return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+@dataclass
+class _Artefact:
+    label: str
+    kind: str
+    precision: str
+    path: Path | None = None
+    seconds: float = 0.0
+    parity: list = field(default_factory=list)
+    status: str = "built"
+    """built | failed | not built | reused"""
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.parity) and all(p.passed for p in self.parity)
+
+    def parity_text(self) -> str:
+        if not self.parity:
+            return "-"
+        bad = [p for p in self.parity if not p.passed]
+        if bad:
+            return f"FAIL {bad[0].output}: {bad[0].reason}"
+        if self.precision == "fp32":
+            return f"pass (max abs {max(p.max_abs for p in self.parity):.2g})"
+        psnrs = [p.psnr for p in self.parity if p.psnr is not None]
+        return f"pass (PSNR >= {min(psnrs):.1f} dB)" if psnrs else "pass (identical)"
+
+
+def run_export(options: ExportOptions) -> dict:
+    """Run the export described by ``options``; return the report (also written as export_report.json/.md).
+
+    Raises:
+        ExportError: bad input (checkpoint, shapes, output folder, --engine without TensorRT).
+    """
+    from . import engine as trt_engine
+    from .fp16 import convert_fp16, precision_summary
+    from .inputs import sample_inputs
+    from .onnx_export import export_onnx
+
+    options.check()
+    started = time.perf_counter()
+    model, meta, ckpt = _load(options.checkpoint)
+    out = Path(options.out) if options.out else (ckpt.parent / "export")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} is a file")
+    reason = None if options.engine is False else options.engine_unavailable()
+    if options.engine is False:
+        reason = "--no-engine"
+    log = _Log(options.quiet, 3 + int(options.fp16) + int(reason is None))
+    stem = "model"
+    contract = meta["contract"]
+    ckpt_sha = file_sha256(ckpt)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", suffix=".tmp", dir=out))
+    artefacts: list[_Artefact] = []
+    try:
+        t0 = log.stage(f"realistic inputs for {meta['name']} at "
+                       f"{', '.join(_hw(s) for s in options.parity_shapes)} (BxHxW)")
+        feeds = [sample_inputs(meta, *shape, seed=i) for i, shape in enumerate(options.parity_shapes)]
+        references = [run_torch(model, f, contract) for f in feeds]
+        trace = sample_inputs(meta, 2, *options.min_shape, seed=99)  # batch 2: torch.export specialises 1
+        log(f"PyTorch FP32 reference: {time.perf_counter() - t0:.1f} s")
+
+        t0 = log.stage(f"ONNX fp32: torch.onnx.export (dynamo, opset {options.opset}), dynamic batch/height/width")
+        fp32 = _Artefact(f"{stem}.onnx", "onnx", "fp32", staging / f"{stem}.onnx")
+        try:
+            export_onnx(model, meta, trace, fp32.path, opset=options.opset, min_side=MIN_SIDE, max_side=MAX_SIDE)
+        except Exception as exc:  # an exporter failure is the model's, not the user's: report it whole
+            raise RuntimeError(f"torch.onnx.export failed for {meta['name']}: {exc}") from exc
+        fp32.seconds = time.perf_counter() - t0
+        fp32.parity = [r for f, ref in zip(feeds, references)
+                       for r in compare(fp32.label, "fp32", ref, run_onnx(fp32.path, f, options.threads), contract,
+                                        options.thresholds)]
+        fp32.status = "built" if fp32.passed else "failed"
+        log(f"{_size(fp32.path)}, checker ok, parity {fp32.parity_text()} ({fp32.seconds:.1f} s)")
+        artefacts.append(fp32)
+        last = fp32
+
+        if options.fp16:
+            t0 = log.stage("FP16 ONNX: onnxconverter-common float16, sensitive ops kept FP32"
+                           + (", FP16 I/O" if options.fp16_io else ", FP32 I/O"))
+            from .fp16 import KEEP_FP32
+
+            half = _Artefact(f"{stem}.fp16.onnx", "onnx", "fp16", staging / f"{stem}.fp16.onnx")
+            ops, nodes = _split_keep(fp32.path, options.keep_fp32)
+            convert_fp16(fp32.path, half.path, keep_fp32=tuple(dict.fromkeys(KEEP_FP32 + ops)), keep_nodes=nodes,
+                         fp16_io=options.fp16_io)
+            half.seconds = time.perf_counter() - t0
+            summary = precision_summary(half.path)
+            half.extra["fp16"] = summary
+            half.parity = [r for f, ref in zip(feeds, references)
+                           for r in compare(half.label, "fp16", ref, run_onnx(half.path, f, options.threads), contract,
+                                            options.thresholds)]
+            if summary["compute"] and not summary["fp16_compute"]:
+                half.note = "no convolution or matmul runs in FP16"
+            half.status = "built" if half.passed and not half.note else "failed"
+            log(f"{_size(half.path)}, {summary['fp16_compute']}/{summary['compute']} convs+matmuls in FP16, "
+                f"kept FP32: {', '.join(f'{k} x{v}' for k, v in summary['kept_fp32'].items()) or 'none'}; "
+                f"parity {half.parity_text()} ({half.seconds:.1f} s)")
+            artefacts.append(half)
+            last = half
+
+        engine_label = f"{stem}.{last.precision}.engine" if last.precision == "fp16" else f"{stem}.engine"
+        profile = _profile(meta, options)
+        if reason is None and last.status == "built":
+            t0 = log.stage(f"TensorRT engine from {last.label}: strongly typed, profile "
+                           f"{_hw(options.min_shape)} / {_hw(options.opt_shape)} / {_hw(options.max_shape)}, "
+                           f"batch 1..{options.max_batch}")
+            plan = _Artefact(engine_label, "engine", last.precision, staging / engine_label)
+            cc, version = trt_engine.compute_capability(), trt_engine.tensorrt_version()
+            cache_dir = Path(options.cache_dir) if options.cache_dir else _cache_home() / "engines"
+            timing = (Path(options.timing_cache) if options.timing_cache
+                      else _cache_home() / f"timing-sm{cc.replace('.', '')}-trt{version}.cache")
+            shapes = {name: (tuple(p["min"]), tuple(p["opt"]), tuple(p["max"])) for name, p in profile.items()}
+            build = trt_engine.build_engine(
+                last.path, plan.path, trt_engine.Profile(shapes), workspace_gb=options.workspace_gb,
+                timing_cache=timing, cache_dir=cache_dir, version_compatible=options.version_compatible,
+                hardware_compatible=options.hardware_compatible, progress=not options.quiet, log=log)
+            plan.seconds = time.perf_counter() - t0
+            plan.extra["tensorrt"] = {
+                "version": build.trt_version, "compute_capability": build.compute_capability,
+                "cache_key": build.cache_key, "version_compatible": options.version_compatible,
+                "hardware_compatible": options.hardware_compatible, "workspace_gb": options.workspace_gb,
+                "timing_cache": str(timing), "reused": build.reused}
+            host_code = options.version_compatible  # such plans embed the lean runtime
+            plan.parity = [r for f, ref in zip(feeds, references)
+                           for r in compare(plan.label, plan.precision, ref,
+                                            trt_engine.run_engine(plan.path, f, allow_host_code=host_code),
+                                            contract, options.thresholds)]
+            plan.status = ("reused" if build.reused else "built") if plan.passed else "failed"
+            log(f"{_size(plan.path)}, {'reused from the engine cache' if build.reused else 'built'}, "
+                f"parity {plan.parity_text()} ({plan.seconds:.1f} s)")
+            artefacts.append(plan)
+        else:
+            why = reason or f"{last.label} failed parity"
+            artefacts.append(_Artefact(engine_label, "engine", last.precision, status="not built", note=why))
+
+        t0 = log.stage(f"sidecars, report{' and Triton repository' if options.triton_repo else ''} -> {out}")
+        sidecars = {}
+        for art in artefacts:
+            if art.path is None:
+                continue
+            sidecars[art.label] = _sidecar(art, meta, ckpt, ckpt_sha, options, profile)
+        for art in artefacts:  # publish what passed; failed artefacts stay out of --out
+            if art.path is not None and art.status in ("built", "reused"):
+                os.replace(art.path, out / art.label)
+                art.path = out / art.label
+                _write_json(sidecar_path(art.path), sidecars[art.label])
+            elif art.path is not None:
+                art.path = None
+        if options.triton_repo:
+            _triton(options, meta, artefacts, sidecars)
+        report = _report(options, meta, ckpt, ckpt_sha, artefacts, time.perf_counter() - started, out)
+        _write_json(out / "export_report.json", report)
+        _write_text(out / "export_report.md", _markdown(report))
+        return report
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not any(out.iterdir()):  # an export that failed early leaves no empty folder
+            out.rmdir()
+
+
+def _split_keep(path: Path, names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """--keep-fp32 entries -> (operator types, node names); an entry that is neither is an error."""
+    import onnx
+
+    if not names:
+        return (), ()
+    nodes = {node.name for node in onnx.load(str(path), load_external_data=False).graph.node}
+    ops = tuple(n for n in names if n not in nodes and onnx.defs.has(n))
+    unknown = [n for n in names if n not in nodes and n not in ops]
+    if unknown:
+        raise ExportError(f"--keep-fp32 {', '.join(unknown)}: neither an ONNX operator type nor a node of {path.name} "
+                          "(node names are in Netron or onnx.load(...).graph.node)")
+    return ops, tuple(n for n in names if n in nodes)
+
+
+def _sidecar(art: _Artefact, meta: dict, ckpt: Path, ckpt_sha: str, options: ExportOptions, profile: dict) -> dict:
+    extra_versions = {"tensorrt": art.extra["tensorrt"]["version"]} if "tensorrt" in art.extra else {}
+    data = {
+        "format": FORMAT, "artefact": art.label, "kind": art.kind, "sha256": file_sha256(art.path),
+        "size_bytes": art.path.stat().st_size, "precision": art.precision,
+        "io_precision": "fp16" if options.fp16_io and art.precision == "fp16" else "fp32",
+        "name": meta["name"], "family": meta["family"], "preset": meta["preset"], "config": meta["config"],
+        "contract": meta["contract"], "opset": options.opset, "dynamic": _dynamic(meta, options.max_batch),
+        "profile": profile,
+        "source": {"checkpoint": str(ckpt.resolve()), "sha256": ckpt_sha, "metrics": meta.get("metrics", {})},
+        "parity": {"passed": art.passed, "thresholds": asdict(options.thresholds),
+                   "results": [p.to_dict() for p in art.parity]},
+        **{k: v for k, v in art.extra.items()},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(**extra_versions),
+    }
+    return validate_sidecar(json.loads(json.dumps(data, default=_json_default)))
+
+
+def _triton(options: ExportOptions, meta: dict, artefacts: list[_Artefact], sidecars: dict) -> None:
+    from .triton import write_triton_model
+
+    onnx_art = [a for a in artefacts if a.kind == "onnx" and a.path is not None][-1:]
+    plans = [a for a in artefacts if a.kind == "engine" and a.path is not None]
+    for art, backend, suffix in [*((a, "onnxruntime", "onnx") for a in onnx_art),
+                                 *((a, "tensorrt", "tensorrt") for a in plans)]:
+        folder = write_triton_model(options.triton_repo, f"{meta['name']}_{suffix}", art.path, sidecars[art.label],
+                                    backend, options.max_batch)
+        art.extra.setdefault("triton", str(folder))
+
+
+def _json_default(value):
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, (Path, tuple)):
+        return str(value) if isinstance(value, Path) else list(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _write_text(path: Path, text: str) -> None:
+    from train.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    _write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def _report(options, meta, ckpt, ckpt_sha, artefacts, seconds, out) -> dict:
+    rows = []
+    for art in artefacts:
+        rows.append({
+            "artefact": art.label, "kind": art.kind, "precision": art.precision, "status": art.status,
+            "path": str(art.path) if art.path else None,
+            "size_bytes": art.path.stat().st_size if art.path else None, "seconds": round(art.seconds, 2),
+            "parity_passed": art.passed if art.parity else None, "parity": art.parity_text(), "note": art.note,
+            "parity_results": [p.to_dict() for p in art.parity], **art.extra})
+    failed = [a for a in artefacts if a.status == "failed"]
+    return {
+        "name": meta["name"], "family": meta["family"], "preset": meta["preset"],
+        "checkpoint": str(ckpt), "checkpoint_sha256": ckpt_sha, "out": str(out),
+        "passed": not failed, "failed": [a.label for a in failed],
+        "thresholds": asdict(options.thresholds),
+        "parity_shapes": [list(s) for s in options.parity_shapes],
+        "profile": {"min": list(options.min_shape), "opt": list(options.opt_shape), "max": list(options.max_shape),
+                    "max_batch": options.max_batch},
+        "artefacts": rows, "seconds": round(seconds, 1),
+        "triton_repo": options.triton_repo,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(), "python": sys.version.split()[0],
+    }
+
+
+def summary_rows(report: dict) -> list[tuple[str, ...]]:
+    """(artefact, size, precision, parity, time) per artefact, for the CLI's closing table."""
+    rows = []
+    for row in report["artefacts"]:
+        size = f"{row['size_bytes'] / 1e6:.2f} MB" if row["size_bytes"] else "-"
+        parity = row["parity"] if row["status"] != "not built" else f"not built: {row['note']}"
+        if row["status"] == "failed" and row["note"]:
+            parity = f"FAIL: {row['note']}" if row["parity"].startswith("pass") else row["parity"]
+        rows.append((row["artefact"], size, row["precision"], parity,
+                     f"{row['seconds']:.1f} s" if row["status"] != "not built" else "-"))
+    return rows
+
+
+def _markdown(report: dict) -> str:
+    lines = [f"# Export report: {report['name']}", "",
+             f"- checkpoint: `{report['checkpoint']}` (sha256 `{report['checkpoint_sha256'][:16]}...`)",
+             f"- result: {'**passed**' if report['passed'] else '**FAILED**: ' + ', '.join(report['failed'])}",
+             f"- profile (HxW): min {_hw(report['profile']['min'])}, opt {_hw(report['profile']['opt'])}, "
+             f"max {_hw(report['profile']['max'])}, batch 1..{report['profile']['max_batch']}",
+             f"- parity inputs (BxHxW, from the family's data generator): "
+             f"{', '.join(_hw(s) for s in report['parity_shapes'])}",
+             f"- thresholds: FP32 max abs error {report['thresholds']['fp32_max_abs']:g}, "
+             f"FP16 PSNR >= {report['thresholds']['fp16_min_psnr']:g} dB",
+             f"- created {report['created']}, {report['seconds']} s; versions: "
+             + ", ".join(f"{k} {v}" for k, v in report["versions"].items()), "",
+             "| artefact | size | precision | parity | time |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(r) + " |" for r in summary_rows(report)]
+    lines += ["", "## Parity per output", "",
+              "| artefact | output | shape | max abs error | PSNR (dB) | NaN/Inf | result |",
+              "|---|---|---|---|---|---|---|"]
+    for row in report["artefacts"]:
+        for p in row["parity_results"]:
+            psnr = "identical" if p["psnr"] is None else f"{p['psnr']:.1f}"
+            lines.append(f"| {row['artefact']} | {p['output']} | {_hw(p['shape'])} | {p['max_abs']:.3g} | {psnr} | "
+                         f"{p['nonfinite']} | {'pass' if p['passed'] else 'FAIL: ' + p['reason']} |")
+    for row in report["artefacts"]:
+        if "fp16" in row:
+            s = row["fp16"]
+            lines += ["", f"## FP16 compute in {row['artefact']}", "",
+                      f"- FP16: {s['fp16_compute']} of {s['compute']} convolutions and matmuls "
+                      f"({', '.join(f'{k} {v}' for k, v in s['fp16'].items()) or 'none'})",
+                      f"- kept FP32: {', '.join(f'{k} {v}' for k, v in s['kept_fp32'].items()) or 'none'}",
+                      f"- inputs and outputs: {', '.join(f'{k} {v}' for k, v in s['io'].items())}"]
+    for row in report["artefacts"]:
+        if row["status"] == "not built":
+            lines += ["", f"## {row['artefact']}: not built", "", f"{row['note']}."]
+    return "\n".join(lines) + "\n"
