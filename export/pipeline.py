@@ -316,6 +316,9 @@ def run_export(options: ExportOptions) -> dict:
             artefacts.append(_Artefact(engine_label, "engine", last.precision, status="not built", note=why))
 
         t0 = log.stage(f"sidecars, report{' and Triton repository' if options.triton_repo else ''} -> {out}")
+        assets = _assets(meta, ckpt, out)
+        for art in artefacts:
+            art.extra.update({"assets": assets} if assets else {})
         sidecars = {}
         for art in artefacts:
             if art.path is None:
@@ -338,6 +341,21 @@ def run_export(options: ExportOptions) -> dict:
         shutil.rmtree(staging, ignore_errors=True)
         if created and not any(out.iterdir()):  # an export that failed early leaves no empty folder
             out.rmdir()
+
+
+def _assets(meta: dict, ckpt: Path, out: Path) -> dict:
+    """Files a model needs besides its weights, copied next to the artefacts: an ibr capture's average image."""
+    if meta["family"] != "ibr":
+        return {}
+    average = ckpt.parent / "average.npy"
+    if not average.is_file():
+        return {}
+    from train.io import atomic_path
+
+    if average.resolve() != (out / "average.npy").resolve():
+        with atomic_path(out / "average.npy") as tmp:
+            shutil.copyfile(average, tmp)
+    return {"average": "average.npy"}
 
 
 def _split_keep(path: Path, names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:

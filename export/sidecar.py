@@ -19,6 +19,8 @@ Fields (``format`` ``edgelight-sidecar/1``):
 * ``source``: the checkpoint path, its SHA-256 and the checkpoint's held-out metrics;
 * ``parity``: ``passed``, the ``thresholds`` and one row per output and input shape;
 * ``fp16``: for FP16 artefacts, how many convolutions and matmuls run in FP16 and what stays FP32;
+* ``assets`` (when the model needs more than its weights): file names next to the artefact, such
+  as an ibr capture's ``average`` image (``average.npy``);
 * ``tensorrt`` (engines only): ``version``, ``compute_capability``, ``cache_key``,
   ``version_compatible``, ``hardware_compatible``, ``workspace_gb``;
 * ``created``, ``versions`` (edgelight, torch, onnx, onnxruntime, tensorrt where used).

@@ -227,3 +227,28 @@ def test_help_works_without_tensorrt_torch_or_onnx():
     subprocess.run([sys.executable, "-c", code], check=True)
     proc = subprocess.run([sys.executable, "-m", "export", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "--engine" in proc.stdout and "Exit codes" in proc.stdout
+
+
+def test_fp16_io_gives_half_inputs_and_outputs_everywhere(tmp_path):
+    ckpt = _checkpoint(tmp_path, "unet_test")
+    out, repo = tmp_path / "o", tmp_path / "triton"
+    assert main([str(ckpt), "--fp16", "--fp16-io", "--out", str(out), "--triton-repo", str(repo), *SMALL]) == 0
+    assert set(precision_summary(out / "model.fp16.onnx")["io"].values()) == {"float16"}
+    assert set(precision_summary(out / "model.onnx")["io"].values()) == {"float"}  # the FP32 file keeps FP32
+    assert read_sidecar(out / "model.fp16.onnx")["io_precision"] == "fp16"
+    session = ort.InferenceSession(str(out / "model.fp16.onnx"), providers=["CPUExecutionProvider"])
+    feeds = sample_inputs(load_checkpoint(ckpt)[1], 1, 40, 56)
+    (image,) = session.run(None, {k: v.astype(np.float16) for k, v in feeds.items()})
+    assert image.dtype == np.float16 and image.shape == (1, 3, 40, 56)
+    assert "data_type: TYPE_FP16" in (repo / "unet_test_onnx" / "config.pbtxt").read_text()
+
+
+def test_ibr_export_ships_the_capture_average_next_to_the_model(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    _checkpoint(run, "ibr_test").rename(run / "best.ckpt")
+    average = np.random.default_rng(0).uniform(0, 2, (20, 24, 3)).astype(np.float32)
+    np.save(run / "average.npy", average)
+    assert main([str(run), *SMALL]) == 0
+    assert read_sidecar(run / "export" / "model.onnx")["assets"] == {"average": "average.npy"}
+    np.testing.assert_array_equal(np.load(run / "export" / "average.npy"), average)
