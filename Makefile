@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= train,export,cpu,test
 
-.PHONY: demo test bench clean
+.PHONY: demo demo-unet test bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "edgelight needs Python 3.10 or newer")'
@@ -14,9 +14,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps tensorrt-stubs==10.13.0.35.1
 	@touch $@
 
-## demo: synthetic data -> train the edge U-Net briefly -> checkpoint, grids, metrics (CPU)
+## demo: train the edge low-light model briefly -> export (ONNX, FP16 ONNX, parity) -> enhance a generated clip (CPU)
 demo: $(VENV)/.installed
-	$(PY) -m train.unet --preset edge --train-samples 160 --epochs 4 --out runs/demo --overwrite
+	$(PY) -m train.lowlight train --preset edge --train-samples 800 --epochs 3 --log-dir runs --experiment-name demo --overwrite
+	$(PY) -m export runs/demo --fp16 --out runs/demo/export
+	rm -f runs/demo/clip.mp4
+	$(PY) -m runtime demo-clip --out runs/demo/clip.mp4 --kind lowlight --frames 150
+	$(PY) -m runtime enhance --model runs/demo/export --input runs/demo/clip.mp4 --output runs/demo/enhanced.mp4 \
+		--overwrite --stats runs/demo/runtime_stats.json
+
+## demo-unet: synthetic scenes -> train the edge relighting U-Net briefly -> checkpoint, grids, metrics (CPU)
+demo-unet: $(VENV)/.installed
+	$(PY) -m train.unet --preset edge --train-samples 160 --epochs 4 --out runs/demo-unet --overwrite
 
 ## test: the test suite (CPU; GPU and TensorRT tests skip with their reason)
 test: $(VENV)/.installed

@@ -617,35 +617,11 @@ def make_capture(argv: Sequence[str] | None) -> int:
 
 def light_path(spec: str, frames: int, model) -> torch.Tensor:
     """Normalised (F, 2) light positions for ``orbit``, ``sweep`` or a CSV of capture-unit x, y."""
-    import numpy as np
     import torch
 
-    if spec == "orbit":
-        t = np.arange(frames) / frames * 2 * np.pi
-        return torch.from_numpy(np.stack([0.75 * np.cos(t), 0.75 * np.sin(t)], 1).astype(np.float32))
-    if spec == "sweep":
-        x = np.linspace(-0.9, 0.9, frames)
-        return torch.from_numpy(np.stack([x, np.zeros_like(x)], 1).astype(np.float32))
-    path = Path(spec)
-    if path.suffix.lower() != ".csv":
-        raise UserError(f"--light-path must be orbit, sweep or a .csv file, got {spec!r}")
-    if not path.is_file():
-        raise UserError(f"light path file does not exist: {path}")
-    with open(path, newline="") as f:
-        rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
-    header = [c.strip().lower() for c in rows[0]] if rows else []
-    if "x" not in header or "y" not in header:
-        raise UserError(f"{path}: the first line must be a header with x and y columns")
-    ix, iy = header.index("x"), header.index("y")
-    points = []
-    for line, row in enumerate(rows[1:], start=2):
-        try:
-            points.append((float(row[ix]), float(row[iy])))
-        except (IndexError, ValueError):
-            raise UserError(f"{path}, line {line}: expected numbers in x and y, got {','.join(row)!r}") from None
-    if not points or not np.isfinite(points).all():
-        raise UserError(f"{path}: needs at least one row of finite x, y")
-    return model.normalise_light(torch.tensor(points, dtype=torch.float32))
+    from .lighting import ibr_light_path
+
+    return torch.from_numpy(ibr_light_path(spec, frames, model.config.light_low, model.config.light_high))
 
 
 def _load_ibr(spec: str, device: str):
@@ -660,7 +636,8 @@ def _load_ibr(spec: str, device: str):
     return model, meta, path
 
 
-def _read_average(path: Path):
+def read_average(path: Path):
+    """A capture's average image (H, W, 3) float32 from ``path``; UserError naming the problem otherwise."""
     import numpy as np
 
     if not path.is_file():
@@ -692,7 +669,7 @@ def render(argv: Sequence[str] | None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model, meta, ckpt = _load_ibr(args.model, args.device)
-    average = _read_average(args.average or ckpt.parent / AVERAGE_FILE)
+    average = read_average(args.average or ckpt.parent / AVERAGE_FILE)
     lights = light_path(args.light_path, args.frames, model)
     white = args.white or float(meta.get("data", {}).get("display_white") or np.percentile(average, 99.5) * 2)
     h, w = average.shape[:2]

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_dir", "write_json", "check_run_folder", "clear_run_folder"]
+__all__ = ["atomic_path", "atomic_dir", "write_json", "check_run_folder", "clear_run_folder", "FILE_MODE", "DIR_MODE"]
 
 
 def _umask() -> int:
@@ -20,8 +20,8 @@ def _umask() -> int:
 
 
 # mkstemp and mkdtemp create private (0600 / 0700) entries; finished ones get the usual permissions.
-_FILE_MODE = 0o666 & ~_umask()
-_DIR_MODE = 0o777 & ~_umask()
+FILE_MODE = 0o666 & ~_umask()
+DIR_MODE = 0o777 & ~_umask()
 
 
 @contextmanager
@@ -34,7 +34,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
-        os.chmod(tmp, _FILE_MODE)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -49,7 +49,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
-        os.chmod(tmp, _DIR_MODE)
+        os.chmod(tmp, DIR_MODE)
         os.rename(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

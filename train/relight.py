@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .cli import ArgumentParser, run
 from .errors import UserError
+from .lighting import point_light_path
 
 __all__ = ["compose", "main"]
 
@@ -142,20 +143,6 @@ def _infer_main(argv: Sequence[str] | None) -> int:
     return 0
 
 
-def point_light_path(kind: str, steps: int, height: float = 2.6, radius: float = 1.3):
-    """(steps, 3) point-light positions: 'orbit' circles the frame's centre, 'sweep' crosses it left to right."""
-    import numpy as np
-
-    t = np.linspace(0.0, 1.0, steps, endpoint=kind != "orbit")
-    if kind == "orbit":
-        xy = np.stack([radius * np.cos(2 * np.pi * t), radius * np.sin(2 * np.pi * t)], 1)
-    elif kind == "sweep":
-        xy = np.stack([radius * (2 * t - 1), np.full_like(t, -0.3)], 1)
-    else:
-        raise UserError(f"unknown light path {kind!r}; use orbit or sweep")
-    return np.concatenate([xy, np.full((steps, 1), height)], 1).astype(np.float32)
-
-
 def build_strip_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m train.relight strip",
                        description="Relight one frame along a light path and save the frames side by side. Without "
@@ -195,7 +182,7 @@ def _strip_main(argv: Sequence[str] | None) -> int:
     if model.config.light == "point":
         lights = point_light_path(args.lights, args.steps)
     else:
-        from .sfsnet import light_sequence
+        from .lighting import sh_light_path as light_sequence
 
         lights, _ = light_sequence("orbit" if args.lights == "orbit" else "sweep", args.steps)
     x = torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1)))[None]

@@ -26,6 +26,7 @@ import numpy as np
 from .cli import ArgumentParser, image_size, nonnegative_float, positive_float, positive_int, run
 from .errors import UserError
 from .io import check_run_folder, clear_run_folder
+from .lighting import sh_light_path as light_sequence
 from .trainer import add_hardware_options, build_trainer, checkpoint_callbacks, quiet_lightning
 
 log = logging.getLogger("train.sfsnet")
@@ -276,36 +277,6 @@ def save_test_grid(path: Path, first: dict, rows: int = 4, title: str = "") -> P
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
     return path
-
-
-def light_sequence(spec: str, steps: int) -> tuple[np.ndarray, list[str]]:
-    """(steps, 27) SH lights and labels: 'sweep' (key light left to right), 'orbit' (around the view
-    axis) or a comma list of SH presets interpolated linearly (SH is linear in the light)."""
-    from .models.sh import SH_PRESETS, directional_sh, sh_preset
-
-    ambient = sh_preset("ambient") * (0.45 / 1.2)
-    if spec in ("sweep", "orbit"):
-        lights, labels = [], []
-        for t in np.linspace(0.0, 1.0, steps):
-            if spec == "sweep":
-                angle = np.deg2rad(-70 + 140 * t)
-                d = (np.sin(angle), -0.2, np.cos(angle))
-                labels.append(f"{np.rad2deg(angle):+.0f} deg")
-            else:
-                angle = 2 * np.pi * t
-                d = (0.75 * np.cos(angle), 0.75 * np.sin(angle), 0.66)
-                labels.append(f"{np.rad2deg(angle):.0f} deg")
-            lights.append(ambient + directional_sh(d, (1.1, 1.1, 1.1)))
-        return np.stack(lights).astype(np.float32), labels
-    names = [s.strip() for s in spec.split(",") if s.strip()]
-    unknown = [n for n in names if n not in SH_PRESETS]
-    if unknown or len(names) < 2:
-        raise UserError(f"--lights {spec!r}: use sweep, orbit or two or more of {', '.join(SH_PRESETS)}")
-    keys = np.stack([sh_preset(n) for n in names])  # (K, 27)
-    position = np.linspace(0, len(names) - 1, steps)
-    # SH is linear in the light, so interpolating coefficients interpolates the lights.
-    lights = np.stack([np.interp(position, np.arange(len(names)), keys[:, k]) for k in range(keys.shape[1])], axis=1)
-    return lights.astype(np.float32), [f"{p:.2f}" for p in position]
 
 
 def save_interpolation(path: Path, model, image: np.ndarray, lights: np.ndarray, labels: list[str],

@@ -245,20 +245,10 @@ def test_build_engine_reports_parser_errors_and_profile_mismatches(fake_gpu, tmp
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory) -> tuple[Path, Path]:
     """A small conv net as FP32 ONNX and as FP16 ONNX (FP32 inputs and outputs), with dynamic height and width."""
-    import onnx
-    import torch
-    from onnxconverter_common import float16
+    from tests.tiny_onnx import tiny_conv_onnx
 
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
-                                torch.nn.Conv2d(8, 3, 3, padding=1), torch.nn.Sigmoid()).eval()
-    height, width = torch.export.Dim("height", min=16, max=512), torch.export.Dim("width", min=16, max=512)
-    program = torch.onnx.export(model, (torch.rand(1, 3, 64, 64),), dynamo=True, input_names=["image"],
-                                output_names=["output"], dynamic_shapes=({2: height, 3: width},))
-    folder = tmp_path_factory.mktemp("onnx")
-    onnx.save(program.model_proto, str(folder / "tiny.onnx"))
-    onnx.save(float16.convert_float_to_float16(program.model_proto, keep_io_types=True), str(folder / "tiny.fp16.onnx"))
-    return folder / "tiny.onnx", folder / "tiny.fp16.onnx"
+    paths = tiny_conv_onnx(tmp_path_factory.mktemp("onnx"))
+    return paths["fp32"], paths["fp32io"]
 
 
 @pytest.fixture

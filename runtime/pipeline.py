@@ -1,0 +1,216 @@
+"""The video pipeline: source -> fit and preprocess -> runner -> postprocess -> sink, with stage statistics.
+
+Decoding runs in the source's thread and encoding in a writer thread, so on the CPU decode,
+inference and encode of different frames overlap. With a TensorRT runner on a GPU the
+``CudaFrameExecutor`` keeps at least two frames in flight on separate upload, compute and download
+streams ordered by events, and converts uint8 frames to tensors on the GPU.
+
+    from runtime import Pipeline, load
+    from runtime.tasks import EnhanceTask
+    from runtime.video import open_sink, open_source
+
+    with load("exports/lowlight/model.onnx") as runner:
+        source = open_source("clip.mp4")
+        stats = Pipeline(runner, EnhanceTask(), source, open_sink("out.mp4", fps=source.fps)).run()
+
+Apps that own their capture loop call ``Pipeline(runner, task).process(frame)`` per frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+import numpy as np
+
+from .runners.base import Runner
+from .stats import Progress, Stats
+from .tasks import Task
+
+__all__ = ["Pipeline"]
+
+log = logging.getLogger("runtime")
+_END = object()
+
+
+class Pipeline:
+    """Runs ``task`` with ``runner`` on every frame of ``source`` and writes the results to ``sink``.
+
+    Args:
+        runner: any runner (activated here if it is not already).
+        task: what to do with the model (checked against the runner's sidecar first).
+        source: a ``runtime.video.Source``; None for tasks that make their own frames (``ibr``).
+        sink: a ``runtime.video.Sink``; None to discard the output (still timed).
+        max_frames: stop after this many frames (live sources run until stopped otherwise).
+        progress: show a progress bar for sources of known length.
+        gpu: ``auto`` uses the overlapped GPU executor when the runner is a TensorRT engine; ``off``
+            never does.
+        depth: frames in flight on the GPU executor (at least 2).
+    """
+
+    def __init__(self, runner: Runner, task: Task, source=None, sink=None, *, max_frames: int | None = None,
+                 progress: bool = False, gpu: str = "auto", depth: int = 2) -> None:
+        task.check(runner)
+        self.runner, self.task, self.source, self.sink = runner, task, source, sink
+        self.max_frames, self.progress, self.gpu, self.depth = max_frames, progress, gpu, depth
+        self.stats = Stats()
+        self.error: str | None = None
+        """Why the run stopped before the end of its source (damage, disconnect), or None."""
+
+    # -- one frame at a time -------------------------------------------------------------------------
+
+    def process(self, frame: np.ndarray | None, index: int = 0) -> np.ndarray:
+        """One uint8 HxWx3 BGR frame in, its enhanced or relit version (same size) out.
+
+        ``frame`` is None for tasks without an input video (``ibr``). The runner is activated on the
+        first call.
+        """
+        self.runner.activate()
+        out, _ = self._host(frame, index)
+        return out
+
+    def _host(self, frame: np.ndarray | None, index: int) -> tuple[np.ndarray, dict[str, float]]:
+        times = {}
+        t0 = time.perf_counter()
+        if frame is None:
+            fit, fitted = None, None
+        else:
+            fit = self.task.fit(self.runner, frame.shape[:2])
+            fitted = fit.apply(frame)
+        feeds = self.task.feeds(fitted, index)
+        t1 = time.perf_counter()
+        outputs = self.runner.infer(feeds)
+        t2 = time.perf_counter()
+        out = self.task.postprocess(outputs, fitted)
+        if fit is not None:
+            out = fit.restore(out)
+        t3 = time.perf_counter()
+        times.update(preprocess=t1 - t0, infer=t2 - t1, postprocess=t3 - t2)
+        return out, times
+
+    # -- a whole source ------------------------------------------------------------------------------
+
+    def _executor(self):
+        """The overlapped GPU executor, when it applies (a TensorRT runner and an image task)."""
+        if self.gpu == "off" or self.runner.backend != "tensorrt" or self.source is None:
+            return None
+        from .cuda_executor import CudaFrameExecutor
+
+        extras = tuple(self.task.extras(0))
+        return CudaFrameExecutor(self.runner, image_input=self.task.image_input, output=self.task.output,
+                                 extra_inputs=extras, depth=max(2, self.depth))
+
+    def run(self) -> dict:
+        """Process every frame; return the statistics (``Stats.summary()``)."""
+        self.runner.activate()
+        stats = self.stats
+        writes: queue.Queue = queue.Queue(maxsize=8)
+        writer = threading.Thread(target=self._write, args=(writes,), name="edgelight-encode", daemon=True)
+        total = self._total()
+        bar = Progress(total, desc=self.task.name) if self.progress and total else None
+        executor = self._executor()
+        if self.source is not None:
+            self.source.start()
+        stats.start()
+        writer.start()
+        index = 0
+        try:
+            while self.max_frames is None or index < self.max_frames:
+                if self.sink is not None and getattr(self.sink, "stop_requested", False):
+                    break
+                frame, stamp = self._next(index)
+                if frame is _END:
+                    break
+                if executor is None:
+                    out, times = self._host(frame, index)
+                    for stage, seconds in times.items():
+                        stats.add(stage, seconds)
+                    writes.put((out, stamp))
+                else:
+                    for tag, out in self._submit(executor, frame, index, stamp):
+                        writes.put(self._finish(tag, out))
+                index += 1
+                if bar is not None:
+                    bar.update(1)
+            if executor is not None:
+                for tag, out in executor.flush():
+                    writes.put(self._finish(tag, out))
+        except KeyboardInterrupt:
+            self.error = "interrupted"
+        finally:
+            writes.put(_END)
+            writer.join()
+            if executor is not None:
+                for stage, values in executor.timings.items():
+                    for seconds in values:
+                        stats.add(f"gpu_{stage}", seconds)
+                executor.close()
+            if self.source is not None:
+                self.source.stop()
+                stats.dropped = self.source.dropped
+                if self.source.error and not self.error:
+                    self.error = self.source.error
+            stats.stop()
+            if bar is not None:
+                bar.close()
+        if self._write_error is not None:
+            raise self._write_error
+        return stats.summary()
+
+    def _total(self) -> int | None:
+        if self.source is None:
+            total = self.task.frames()
+        else:
+            total = None if self.source.live else self.source.frame_count
+        if total is not None and self.max_frames is not None:
+            total = min(total, self.max_frames)
+        return total
+
+    def _next(self, index: int):
+        """(frame, capture time) of the next frame, or (_END, None)."""
+        if self.source is None:
+            return (None, time.monotonic()) if index < self.task.frames() else (_END, None)
+        t0 = time.perf_counter()
+        frame = self.source.read(timeout=None)
+        self.stats.add("wait_decode", time.perf_counter() - t0)
+        if frame is None:
+            return _END, None
+        return frame.image, frame.timestamp
+
+    def _submit(self, executor, frame: np.ndarray, index: int, stamp: float):
+        t0 = time.perf_counter()
+        fit = self.task.fit(self.runner, frame.shape[:2])
+        fitted = fit.apply(frame)
+        done = executor.submit((stamp, fit, fitted), fitted, self.task.extras(index))
+        self.stats.add("submit", time.perf_counter() - t0)
+        return done
+
+    def _finish(self, tag, out: np.ndarray):
+        """A frame back from the GPU executor: the task's last step, the original size, its capture time."""
+        stamp, fit, fitted = tag
+        return fit.restore(self.task.finish(out, fitted)), stamp
+
+    _write_error: BaseException | None = None
+
+    def _write(self, writes: queue.Queue) -> None:
+        """The encode thread: write frames in order, time them, and measure each frame's latency."""
+        while True:
+            item = writes.get()
+            if item is _END:
+                return
+            if self._write_error is not None:
+                continue  # drain, so the producer never blocks
+            out, stamp = item
+            t0 = time.perf_counter()
+            try:
+                if self.sink is not None:
+                    self.sink.write(out)
+            except BaseException as exc:  # surfaced by run() once the producer has stopped
+                self._write_error = exc
+                continue
+            now = time.perf_counter()
+            self.stats.add("encode", now - t0)
+            self.stats.add("latency", time.monotonic() - stamp)
+            self.stats.frame_done()

@@ -1,0 +1,447 @@
+"""TensorRT engines: deserialize once, keep device and pinned host buffers for the profile's largest shapes.
+
+Before an engine is deserialized, its sidecar is checked against this machine: a plan loads only in
+the TensorRT version it was built with (any later version of the same major, when built version
+compatible) and on GPUs of its compute capability (any Ampere or newer GPU, when built hardware
+compatible). A mismatch is a ``ModelError`` that says how to rebuild the engine here.
+
+``infer`` copies host arrays through pinned buffers on the runner's own stream; ``cuda_graph=True``
+replays the engine as a CUDA graph captured after one warm-up run per input shape (cuda-python
+only; anything that prevents capture falls back to plain execution). ``enqueue`` runs the engine on
+device buffers someone else owns, on their stream: ``runtime.cuda_executor`` uses it to overlap
+frames. ``tensorrt`` and the CUDA library are imported when the runner is activated.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import ModelError
+from .base import Runner, TensorSpec
+
+if TYPE_CHECKING:
+    import tensorrt
+
+    from ..cuda import Cuda, CudaGraph, DeviceBuffer, Event, HostBuffer, Stream
+
+__all__ = ["TensorRTRunner", "check_engine_compatibility", "rebuild_command"]
+
+log = logging.getLogger("runtime")
+
+Shape = tuple[int, ...]
+
+
+def rebuild_command(sidecar: dict) -> str:
+    """The ``python -m export`` command that rebuilds the engine a sidecar describes, on this machine."""
+    checkpoint = (sidecar.get("source") or {}).get("checkpoint") or "CHECKPOINT"
+    built = sidecar.get("tensorrt") or {}
+    flags = ["--fp16"] if sidecar.get("precision", "fp16") == "fp16" else []
+    flags += ["--fp16-io"] if sidecar.get("io_precision") == "fp16" else []
+    flags += ["--engine"]
+    flags += ["--version-compatible"] if built.get("version_compatible") else []
+    flags += ["--hardware-compatible"] if built.get("hardware_compatible") else []
+    return " ".join(["python -m export", shlex.quote(str(checkpoint)), *flags])
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in str(version).split("."):
+        digits = "".join(c for c in part if c.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def check_engine_compatibility(sidecar: dict, engine_name: str, trt_version: str, compute_capability: str) -> None:
+    """Raise ``ModelError`` unless an engine with ``sidecar`` loads with ``trt_version`` on ``compute_capability``.
+
+    A plan loads in the TensorRT version that built it; a version-compatible plan also in any later
+    version of the same major. It runs on GPUs of its compute capability; a hardware-compatible plan
+    (Ampere and newer) on any GPU of compute capability 8.0 or newer.
+
+    Args:
+        sidecar: the engine's sidecar (its ``tensorrt`` entry: ``version``, ``compute_capability``,
+            ``version_compatible``, ``hardware_compatible``).
+        engine_name: the engine's file name, for the message.
+        trt_version: the installed TensorRT version, such as ``"10.13.0.35"``.
+        compute_capability: this GPU's compute capability, such as ``"9.0"``.
+
+    Raises:
+        ModelError: one line naming both sides and the command that rebuilds the engine here.
+    """
+    built = sidecar.get("tensorrt") or {}
+    built_version, built_capability = str(built.get("version", "unknown")), str(built.get("compute_capability", "?"))
+    version_ok = trt_version == built_version or (
+        bool(built.get("version_compatible")) and _numbers(trt_version)[:1] == _numbers(built_version)[:1]
+        and _numbers(trt_version) >= _numbers(built_version))
+    capability_ok = compute_capability == built_capability or (
+        bool(built.get("hardware_compatible")) and _numbers(compute_capability) >= (8, 0))
+    if not (version_ok and capability_ok):
+        raise ModelError(f"{engine_name} was built for TensorRT {built_version} on compute capability "
+                         f"{built_capability}; this machine has TensorRT {trt_version} on {compute_capability}: "
+                         f"rebuild it here with {rebuild_command(sidecar)}")
+
+
+def _tensorrt_version() -> str:
+    """The installed TensorRT version; ModelError saying what to install when TensorRT is missing."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        installed = False
+    else:
+        # tensorrt-stubs alone installs a bare tensorrt/ folder, which imports as an empty namespace package.
+        installed = hasattr(trt, "Runtime")
+    if not installed:
+        raise ModelError("the tensorrt package is not installed: pip install tensorrt (on a machine with an NVIDIA "
+                         "GPU), or run the model's ONNX file with ONNX Runtime")
+    return trt.__version__
+
+
+def _shape(dims: tensorrt.Dims) -> Shape:
+    return tuple(int(dims[i]) for i in range(len(dims)))
+
+
+def _nbytes(shape: Shape, dtype: np.dtype) -> int:
+    return math.prod(shape) * dtype.itemsize
+
+
+class TensorRTRunner(Runner):
+    """Runs a TensorRT engine plan (``model.fp16.engine``) on a CUDA GPU.
+
+    Args:
+        engine_path: the plan. Only load plans you trust: they can hold executable code.
+        sidecar: the engine's sidecar; read from ``<engine_path>.json`` when None.
+        cuda_lib: the CUDA library for streams and buffers: ``auto``, ``cuda-python`` or ``pycuda``.
+        device: the CUDA device index.
+        cuda_graph: replay the engine as a CUDA graph, captured per input shape after one warm-up run
+            (needs cuda-python; falls back to plain execution, with a warning, when capture fails).
+
+    Raises:
+        ModelError: the engine or its sidecar is missing or unreadable, or the sidecar is not an engine's.
+    """
+
+    backend = "tensorrt"
+
+    def __init__(self, engine_path: str | os.PathLike, sidecar: dict | None = None, *, cuda_lib: str = "auto",
+                 device: int = 0, cuda_graph: bool = False) -> None:
+        path = Path(engine_path)
+        if not path.is_file():
+            raise ModelError(f"no TensorRT engine at {path}; build one with python -m export CHECKPOINT --fp16 "
+                             "--engine")
+        if sidecar is None:
+            from export.sidecar import SidecarError, read_sidecar
+
+            try:
+                sidecar = read_sidecar(path)
+            except SidecarError as exc:
+                raise ModelError(str(exc)) from None
+        if sidecar.get("kind", "engine") != "engine" or not isinstance(sidecar.get("tensorrt"), dict):
+            raise ModelError(f"the sidecar of {path.name} does not describe a TensorRT engine (kind "
+                             f"{sidecar.get('kind')!r}); re-export it with python -m export")
+        super().__init__(sidecar)
+        self.engine_path = path
+        self.cuda_lib = cuda_lib
+        self.device_index = int(device)
+        self.cuda_graph = cuda_graph
+        self.cuda: Cuda | None = None
+        """The CUDA layer the runner's buffers and stream belong to (set while active)."""
+        self._clear()
+
+    def _clear(self) -> None:
+        self._runtime: tensorrt.Runtime | None = None
+        self._engine: tensorrt.ICudaEngine | None = None
+        self._context: tensorrt.IExecutionContext | None = None
+        self._inputs: list[str] = []
+        self._outputs: list[str] = []
+        self._dtypes: dict[str, np.dtype] = {}
+        self._declared: dict[str, Shape] = {}
+        self._profiles: dict[str, tuple[Shape, Shape, Shape]] = {}
+        self._max: dict[str, Shape] = {}
+        self._device: dict[str, DeviceBuffer] = {}
+        self._host: dict[str, HostBuffer] = {}
+        self._stream: Stream | None = None
+        self._enqueued: Event | None = None
+        self._pending = False
+        self._own_addresses = False
+        self._graph: CudaGraph | None = None
+        self._graph_key: tuple[Shape, ...] | None = None
+        self._graph_failed = False
+
+    @property
+    def device(self) -> str:
+        return "cuda"
+
+    @property
+    def input_names(self) -> list[str]:
+        """The engine's inputs, in engine order (active runner)."""
+        return list(self._inputs)
+
+    @property
+    def output_names(self) -> list[str]:
+        """The engine's outputs, in engine order (active runner)."""
+        return list(self._outputs)
+
+    @property
+    def graph_active(self) -> bool:
+        """Whether ``infer`` currently replays a captured CUDA graph."""
+        return self._graph is not None
+
+    # -- activation ----------------------------------------------------------------------------------------------
+
+    def activate_impl(self) -> None:
+        version = _tensorrt_version()
+        from ..cuda import get_cuda
+
+        cuda = get_cuda(self.cuda_lib, self.device_index)
+        check_engine_compatibility(self.sidecar, self.engine_path.name, version, cuda.compute_capability())
+        self.cuda = cuda
+        try:
+            with cuda.context():
+                self._load(cuda)
+        except BaseException:
+            self._release()
+            raise
+
+    def _load(self, cuda: Cuda) -> None:
+        import tensorrt as trt
+
+        name = self.engine_path.name
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        if self.sidecar["tensorrt"].get("version_compatible"):
+            runtime.engine_host_code_allowed = True  # a version-compatible plan embeds the lean runtime
+        self._runtime = runtime
+        engine = runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
+        if engine is None:
+            raise ModelError(f"TensorRT {trt.__version__} could not load {name} (its errors are printed above): "
+                             f"rebuild it here with {rebuild_command(self.sidecar)}")
+        self._engine = engine
+        context = engine.create_execution_context()
+        if context is None:
+            raise ModelError(f"TensorRT could not create an execution context for {name}: free GPU memory or "
+                             "rebuild the engine with a smaller --max-shape")
+        self._context = context
+        for index in range(engine.num_io_tensors):
+            tensor = engine.get_tensor_name(index)
+            if engine.get_tensor_mode(tensor) == trt.TensorIOMode.INPUT:
+                if engine.is_shape_inference_io(tensor):
+                    raise ModelError(f"{name} takes the shape tensor {tensor!r}, which this runner does not support")
+                self._inputs.append(tensor)
+            else:
+                self._outputs.append(tensor)
+            self._dtypes[tensor] = np.dtype(trt.nptype(engine.get_tensor_dtype(tensor)))
+            self._declared[tensor] = _shape(engine.get_tensor_shape(tensor))
+        for tensor in self._inputs:
+            low, opt, high = (_shape(dims) for dims in engine.get_tensor_profile_shape(tensor, 0))
+            self._profiles[tensor] = (low, opt, high)
+            self._max[tensor] = high
+            self._set_shape(tensor, high)
+        for tensor in self._outputs:
+            self._max[tensor] = self._output_shape(tensor)
+        for tensor in (*self._inputs, *self._outputs):
+            nbytes = _nbytes(self._max[tensor], self._dtypes[tensor])
+            self._device[tensor] = cuda.device_buffer(nbytes)
+            self._host[tensor] = cuda.host_buffer(self._max[tensor], self._dtypes[tensor])
+        self._stream = cuda.stream()
+        self._enqueued = cuda.event(timing=False)
+        self._use_own_addresses()
+
+    def _use_own_addresses(self) -> None:
+        context = self._ctx()
+        for tensor, buffer in self._device.items():
+            if not context.set_tensor_address(tensor, buffer.ptr):
+                raise RuntimeError(f"TensorRT rejected the address of {tensor!r}")
+        self._own_addresses = True
+
+    def deactivate_impl(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        """Free the graph, buffers, stream and TensorRT objects (also after a failed activation)."""
+        cuda = self.cuda
+        if cuda is not None:
+            with cuda.context():
+                if self._stream is not None:
+                    try:
+                        self._stream.synchronize()
+                    except Exception as exc:  # a failed kernel must not stop the clean-up
+                        log.warning("TensorRT runner: %s", exc)
+                if self._graph is not None:
+                    self._graph.free()
+                for device in self._device.values():
+                    device.free()
+                for host in self._host.values():
+                    host.free()
+                if self._enqueued is not None:
+                    self._enqueued.free()
+                if self._stream is not None:
+                    self._stream.free()
+                # TensorRT objects go context first, engine next, runtime last, with the device current.
+                self._context = None
+                self._engine = None
+                self._runtime = None
+        self._clear()
+        self.cuda = None
+
+    # -- shapes ---------------------------------------------------------------------------------------------
+
+    def _ctx(self) -> tensorrt.IExecutionContext:
+        if self._context is None:
+            raise RuntimeError(f"{type(self).__name__} is not active; call activate() or use it in a with block")
+        return self._context
+
+    def profile_shapes(self, name: str) -> tuple[Shape, Shape, Shape]:
+        """The (min, opt, max) shapes the engine's optimisation profile gives input ``name``."""
+        self._ctx()
+        if name not in self._profiles:
+            raise KeyError(f"{name!r} is not an input of {self.engine_path.name}; its inputs are {self._inputs}")
+        return self._profiles[name]
+
+    def max_shape(self, name: str) -> Shape:
+        """The largest shape of input or output ``name`` (what the runner's buffers hold)."""
+        self._ctx()
+        if name not in self._max:
+            raise KeyError(f"{name!r} is not a tensor of {self.engine_path.name}; it has "
+                           f"{self._inputs + self._outputs}")
+        return self._max[name]
+
+    def _set_shape(self, name: str, shape: Shape) -> None:
+        low, _, high = self._profiles[name]
+        shape = tuple(int(d) for d in shape)
+        if len(shape) != len(low) or not all(a <= d <= b for a, d, b in zip(low, shape, high)):
+            raise ModelError(f"input {name!r} of shape {shape} is outside the engine's profile (from {low} to "
+                             f"{high}): resize the input, or rebuild the engine with other --min-shape/--max-shape")
+        if not self._ctx().set_input_shape(name, shape):
+            raise ModelError(f"TensorRT rejected shape {shape} for input {name!r} (its errors are printed above)")
+
+    def _output_shape(self, name: str) -> Shape:
+        shape = _shape(self._ctx().get_tensor_shape(name))
+        if any(d < 0 for d in shape):
+            raise ModelError(f"output {name!r} of {self.engine_path.name} has a data-dependent shape {shape}, "
+                             "which this runner does not support")
+        return shape
+
+    # -- inference ------------------------------------------------------------------------------------------
+
+    def io_metadata(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        self._ctx()
+        return ([TensorSpec(n, self._declared[n], self._dtypes[n]) for n in self._inputs],
+                [TensorSpec(n, self._declared[n], self._dtypes[n]) for n in self._outputs])
+
+    def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if missing := [name for name in self._inputs if name not in feeds]:
+            raise ModelError(f"no array for input {', '.join(map(repr, missing))}; {self.engine_path.name} takes "
+                             f"{', '.join(self._inputs)}")
+        cuda, stream = self.cuda, self._stream
+        if cuda is None or stream is None:
+            raise RuntimeError(f"{type(self).__name__} is not active")
+        with cuda.context():
+            shapes = []
+            for name in self._inputs:
+                array = np.ascontiguousarray(feeds[name], dtype=self._dtypes[name])
+                self._set_shape(name, array.shape)
+                shapes.append(array.shape)
+                np.copyto(self._host[name].view(array.shape, array.dtype), array)
+                cuda.htod_async(self._device[name], self._host[name], stream, nbytes=array.nbytes)
+            outputs = {name: self._output_shape(name) for name in self._outputs}
+            self._execute(cuda, stream, tuple(shapes))
+            for name, shape in outputs.items():
+                cuda.dtoh_async(self._host[name], self._device[name], stream,
+                                nbytes=_nbytes(shape, self._dtypes[name]))
+            stream.synchronize()
+            return {name: self._host[name].view(shape, self._dtypes[name]).copy() for name, shape in outputs.items()}
+
+    def _execute(self, cuda: Cuda, stream: Stream, key: tuple[Shape, ...]) -> None:
+        """Run the engine on the runner's buffers: replay the graph for ``key``, or enqueue (and maybe capture)."""
+        if self._pending and self._enqueued is not None:
+            stream.wait(self._enqueued)  # enqueue() work on another stream uses the same execution context
+            self._pending = False
+        if not self._own_addresses:
+            self._use_own_addresses()
+        if self.cuda_graph and not self._graph_failed:
+            if self._graph is not None and self._graph_key == key:
+                self._graph.launch(stream)
+                return
+            if self._graph is not None:
+                stream.synchronize()
+                self._graph.free()
+                self._graph, self._graph_key = None, None
+            self._enqueue(stream)  # the warm-up run for this shape, which also computes this call's outputs
+            self._capture(cuda, stream, key)
+            return
+        self._enqueue(stream)
+
+    def _enqueue(self, stream: Stream) -> None:
+        if not self._ctx().execute_async_v3(stream.handle):
+            raise RuntimeError(f"TensorRT failed to run {self.engine_path.name} (its errors are printed above)")
+
+    def _capture(self, cuda: Cuda, stream: Stream, key: tuple[Shape, ...]) -> None:
+        """Capture one execution for ``key`` into a CUDA graph; on any failure, run without graphs from now on."""
+        if not cuda.supports_graphs:
+            self._graph_failed = True
+            log.warning("CUDA graphs need cuda-python (pip install cuda-python); %s runs without them",
+                        self.engine_path.name)
+            return
+        reason = "TensorRT's execution cannot be captured (an operation not allowed in stream capture)"
+        try:
+            stream.synchronize()  # capture starts from an idle stream, as trtexec does
+            cuda.begin_capture(stream)
+            captured = False
+            try:
+                captured = self._ctx().execute_async_v3(stream.handle)
+            finally:
+                graph = cuda.end_capture(stream)  # always leave capture mode
+            if captured and graph is not None:
+                self._graph, self._graph_key = graph, key
+                return
+            if graph is not None:
+                graph.free()
+        except Exception as exc:
+            reason = str(exc)
+        self._graph_failed = True
+        log.warning("CUDA graph capture of %s failed (%s); running it without CUDA graphs", self.engine_path.name,
+                    reason)
+
+    def enqueue(self, shapes: dict[str, tuple], addresses: dict[str, int], stream: Stream) -> dict[str, Shape]:
+        """Queue one execution on device buffers owned by the caller, on the caller's stream.
+
+        The execution context is shared with ``infer``; use one stream for all ``enqueue`` calls (work
+        on one stream runs in order). ``infer`` waits for the latest enqueued execution by itself.
+
+        Args:
+            shapes: the shape of every input.
+            addresses: the device address of every input and output, each large enough for its shape.
+            stream: a stream of this runner's CUDA library (``runner.cuda.stream()``).
+
+        Returns:
+            The shape of every output.
+
+        Raises:
+            ModelError: an input shape is outside the engine's profile.
+            ValueError: a shape or an address is missing.
+        """
+        context = self._ctx()
+        cuda, event = self.cuda, self._enqueued
+        if cuda is None or event is None:
+            raise RuntimeError(f"{type(self).__name__} is not active")
+        if missing := [n for n in self._inputs if n not in shapes]:
+            raise ValueError(f"enqueue needs the shape of {missing}")
+        if missing := [n for n in (*self._inputs, *self._outputs) if n not in addresses]:
+            raise ValueError(f"enqueue needs the device address of {missing}")
+        with cuda.context():
+            for name in self._inputs:
+                self._set_shape(name, shapes[name])
+            self._own_addresses = False
+            for name in (*self._inputs, *self._outputs):
+                if not context.set_tensor_address(name, int(addresses[name])):
+                    raise RuntimeError(f"TensorRT rejected the address of {name!r}")
+            outputs = {name: self._output_shape(name) for name in self._outputs}
+            self._enqueue(stream)
+            event.record(stream)
+            self._pending = True
+        return outputs

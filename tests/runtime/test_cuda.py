@@ -1,0 +1,462 @@
+"""The CUDA layer: library choice and its errors, lean imports, the kernels' source and NumPy definitions, and
+(on a GPU, with each library) buffers, events and kernels.
+
+``SimCuda`` is a ``Cuda`` that runs on the CPU: queued work runs only when the host waits for it, in a
+random interleaving of the streams that respects every event wait, so code that forgets to order two
+streams (or reuses a buffer too early) computes wrong results here, as it would on a GPU under load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+
+from runtime.cuda import LIBS, available_libs, get_cuda, unavailable_reason
+from runtime.cuda.base import (KERNELS, Cuda, CudaGraph, DeviceBuffer, Event, HostBuffer, Stream,
+                               frame_to_tensor_reference, tensor_to_frame_reference)
+from runtime.errors import UserError
+
+# --- a CUDA that runs on the CPU --------------------------------------------------------------------------------
+
+
+class _Op:
+    def __init__(self, run: Callable[[], None], ready: Callable[[], bool] = lambda: True) -> None:
+        self.run, self.ready = run, ready
+
+
+class SimStream(Stream):
+    def __init__(self, cuda: SimCuda) -> None:
+        self.cuda, self.ops, self.capturing = cuda, deque(), None
+        self.capture_broken = False
+        self._handle = 0x5000 + len(cuda.streams)
+        cuda.streams.append(self)
+
+    def push(self, op: _Op) -> None:
+        (self.capturing if self.capturing is not None else self.ops).append(op)
+
+    @property
+    def handle(self) -> int:
+        return self._handle
+
+    def synchronize(self) -> None:
+        self.cuda.run_until(lambda: not self.ops)
+
+    def wait(self, event: Event) -> None:
+        assert isinstance(event, SimEvent)
+        target = event.recorded
+        self.push(_Op(lambda: None, lambda: event.done >= target))
+
+    def free(self) -> None:
+        self.cuda.freed_streams += 1
+
+
+class SimEvent(Event):
+    def __init__(self, cuda: SimCuda, timing: bool) -> None:
+        self.cuda, self.timing, self.recorded, self.done, self.time = cuda, timing, 0, 0, 0
+
+    def record(self, stream: Stream) -> None:
+        assert isinstance(stream, SimStream)
+        self.recorded += 1
+        generation = self.recorded
+
+        def run() -> None:
+            self.done, self.time = generation, self.cuda.clock
+
+        stream.push(_Op(run))
+
+    def synchronize(self) -> None:
+        self.cuda.run_until(lambda: self.done >= self.recorded)
+
+    def query(self) -> bool:
+        self.cuda.step(self.cuda.rng.randint(0, 3))  # the GPU makes some progress meanwhile
+        return self.done >= self.recorded
+
+    def elapsed_ms(self, start: Event) -> float:
+        assert isinstance(start, SimEvent) and self.timing and start.timing
+        assert self.done >= self.recorded and start.done >= start.recorded, "elapsed_ms of an unfinished event"
+        return float(self.time - start.time)
+
+    def free(self) -> None:
+        pass
+
+
+class SimDeviceBuffer(DeviceBuffer):
+    def __init__(self, cuda: SimCuda, nbytes: int) -> None:
+        self.cuda, self.nbytes, self.ptr = cuda, nbytes, cuda.next_ptr
+        cuda.next_ptr += nbytes + 4096
+        cuda.memory[self.ptr] = np.full(max(nbytes, 1), 0xCD, np.uint8)  # garbage, as cudaMalloc gives
+
+    def free(self) -> None:
+        self.cuda.memory.pop(self.ptr, None)
+
+
+class SimHostBuffer(HostBuffer):
+    def __init__(self, cuda: SimCuda, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self._array: np.ndarray | None = np.zeros(shape, dtype)
+        self.cuda, self.ptr, self.nbytes = cuda, self._array.ctypes.data, self._array.nbytes
+        cuda.pinned += 1
+
+    @property
+    def array(self) -> np.ndarray:
+        assert self._array is not None, "use after free"
+        return self._array
+
+    def free(self) -> None:
+        if self._array is not None:
+            self._array = None
+            self.cuda.pinned -= 1
+
+
+class SimGraph(CudaGraph):
+    def __init__(self, ops: list[_Op]) -> None:
+        self.ops = ops
+
+    def launch(self, stream: Stream) -> None:
+        assert isinstance(stream, SimStream)
+        for op in self.ops:
+            stream.push(op)
+
+    def free(self) -> None:
+        self.ops = []
+
+
+class SimCuda(Cuda):
+    """A CPU ``Cuda`` whose streams run lazily and out of order with each other (see the module docstring)."""
+
+    name = "sim"
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(0)
+        self.rng = random.Random(seed)
+        self.memory: dict[int, np.ndarray] = {}
+        self.next_ptr, self.clock, self.pinned, self.freed_streams = 0x10000, 0, 0, 0
+        self.streams: list[SimStream] = []
+
+    def bytes(self, ptr: int, nbytes: int) -> np.ndarray:
+        assert ptr in self.memory, f"no device buffer at {ptr:#x} (freed?)"
+        assert nbytes <= self.memory[ptr].nbytes, "device access out of bounds"
+        return self.memory[ptr][:nbytes]
+
+    def array(self, ptr: int, shape: tuple[int, ...], dtype) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        return self.bytes(ptr, int(np.prod(shape)) * dtype.itemsize).view(dtype).reshape(shape)
+
+    def step(self, count: int = 1) -> None:
+        for _ in range(count):
+            ready = [s for s in self.streams if s.ops and s.ops[0].ready()]
+            if not ready:
+                return
+            self.rng.choice(ready).ops.popleft().run()
+            self.clock += 1
+
+    def run_until(self, done: Callable[[], bool]) -> None:
+        while not done():
+            ready = [s for s in self.streams if s.ops and s.ops[0].ready()]
+            assert ready, "deadlock: the host waits for work that can never run"
+            self.step()
+
+    def context(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def compute_capability(self) -> str:
+        return "8.9"
+
+    def device_name(self) -> str:
+        return "simulated GPU"
+
+    def stream(self) -> Stream:
+        return SimStream(self)
+
+    def event(self, timing: bool = True) -> Event:
+        return SimEvent(self, timing)
+
+    def device_buffer(self, nbytes: int) -> DeviceBuffer:
+        return SimDeviceBuffer(self, int(nbytes))
+
+    def host_buffer(self, shape, dtype=np.uint8) -> HostBuffer:
+        return SimHostBuffer(self, (shape,) if isinstance(shape, int) else tuple(shape), np.dtype(dtype))
+
+    def _push(self, stream: Stream, run: Callable[[], None]) -> None:
+        assert isinstance(stream, SimStream)
+        stream.push(_Op(run))
+
+    def _htod(self, dst: int, src: np.ndarray, stream: Stream) -> None:
+        self._push(stream, lambda: self.bytes(dst, src.nbytes).__setitem__(slice(None), src))  # reads src when run
+
+    def _dtoh(self, dst: np.ndarray, src: int, stream: Stream) -> None:
+        self._push(stream, lambda: dst.__setitem__(slice(None), self.bytes(src, dst.nbytes)))
+
+    def _dtod(self, dst: int, src: int, nbytes: int, stream: Stream) -> None:
+        self._push(stream, lambda: self.bytes(dst, nbytes).__setitem__(slice(None), self.bytes(src, nbytes)))
+
+    def _launch(self, kernel: str, stream: Stream, threads: int, pointers: tuple[int, ...],
+                ints: tuple[int, ...]) -> None:
+        (conversion, dtype), = [key for key, name in KERNELS.items() if name == kernel]
+        src, dst = pointers
+
+        def run() -> None:  # a frame of n pixels has the layout of a 1 x n frame
+            n = ints[0]
+            if conversion == "frame_to_tensor":
+                tensor = frame_to_tensor_reference(self.array(src, (1, n, 3), np.uint8).copy(), dtype)
+                self.array(dst, tensor.shape, tensor.dtype)[...] = tensor
+            else:
+                frame = tensor_to_frame_reference(self.array(src, (1, 3, 1, n), dtype).copy(), srgb=bool(ints[1]))
+                self.array(dst, frame.shape, np.uint8)[...] = frame
+
+        self._push(stream, run)
+
+    @property
+    def supports_graphs(self) -> bool:
+        return True
+
+    def begin_capture(self, stream: Stream) -> None:
+        assert isinstance(stream, SimStream) and stream.capturing is None
+        stream.capturing, stream.capture_broken = [], False
+
+    def end_capture(self, stream: Stream) -> CudaGraph | None:
+        assert isinstance(stream, SimStream) and stream.capturing is not None
+        ops, stream.capturing = stream.capturing, None
+        return None if stream.capture_broken else SimGraph(ops)
+
+    def by_handle(self, handle: int) -> SimStream:
+        return next(s for s in self.streams if s.handle == handle)
+
+
+def test_sim_cuda_runs_streams_out_of_order_unless_events_order_them():
+    cuda = SimCuda(seed=1)
+    first, second = cuda.stream(), cuda.stream()
+    log: list[str] = []
+    for i in range(20):
+        cuda._push(first, lambda i=i: log.append(f"a{i}"))
+    done = cuda.event()
+    done.record(first)
+    second.wait(done)
+    cuda._push(second, lambda: log.append("b"))
+    assert log == [] and not cuda.streams[1].ops[0].ready()
+    second.synchronize()
+    assert log[-1] == "b" and log[:-1] == [f"a{i}" for i in range(20)]
+
+
+def test_copies_and_kernels_check_sizes():
+    cuda = SimCuda()
+    stream, device = cuda.stream(), cuda.device_buffer(12)
+    with pytest.raises(ValueError, match="cannot copy 16 bytes: the device buffer holds 12"):
+        cuda.htod_async(device, np.zeros(16, np.uint8), stream)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        cuda.htod_async(device, np.zeros((4, 4), np.uint8)[:, ::2], stream)
+    with pytest.raises(ValueError, match="a 2x3 frame needs 72"):
+        cuda.frame_to_tensor(cuda.device_buffer(18), device, 2, 3, stream)
+    with pytest.raises(ValueError, match="float32 or float16"):
+        cuda.tensor_to_frame(device, device, 1, 1, stream, dtype="float64")
+
+
+def test_sim_cuda_copies_and_kernels_round_trip():
+    cuda, rng = SimCuda(), np.random.default_rng(0)
+    frame = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    host = cuda.host_buffer(frame.shape)
+    host.array[...] = frame
+    stream = cuda.stream()
+    raw, tensor, back = cuda.device_buffer(frame.nbytes), cuda.device_buffer(frame.size * 2), cuda.device_buffer(105)
+    cuda.htod_async(raw, host, stream)
+    cuda.frame_to_tensor(raw, tensor, 5, 7, stream, dtype="float16")
+    cuda.tensor_to_frame(tensor, back, 5, 7, stream, dtype="float16")
+    out = np.zeros_like(frame)
+    cuda.dtoh_async(out, back, stream)
+    stream.synchronize()
+    np.testing.assert_array_equal(out, frame)
+
+
+# --- choosing a library -----------------------------------------------------------------------------------------
+
+
+def _importable(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def test_available_libs_are_those_that_import_here():
+    expected = [lib for lib, module in zip(LIBS, ("cuda.bindings.runtime", "pycuda.driver")) if _importable(module)]
+    assert available_libs() == expected
+    for lib in LIBS:
+        assert (unavailable_reason(lib) is None) == (lib in expected)
+
+
+@pytest.fixture
+def no_cuda_libraries(monkeypatch):
+    """Make cuda-python and pycuda fail to import, as on a machine without them."""
+    for module in ("cuda", "cuda.bindings", "cuda.bindings.runtime", "pycuda", "pycuda.driver"):
+        monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setattr("runtime.cuda._INSTANCES", {})
+
+
+def test_get_cuda_says_what_to_install(no_cuda_libraries):
+    assert available_libs() == []
+    with pytest.raises(UserError, match=r"no CUDA Python library is available: pip install cuda-python \(or pip "
+                                        r"install pycuda\)") as info:
+        get_cuda()
+    assert "\n" not in str(info.value)
+    with pytest.raises(UserError, match=r"pycuda is unavailable: pycuda is not installed \(pip install pycuda\); "
+                                        "or use cuda-python"):
+        get_cuda("pycuda")
+    with pytest.raises(UserError, match=r"cuda-python is not installed \(pip install cuda-python\); or use pycuda"):
+        get_cuda("cuda-python")
+
+
+def test_get_cuda_rejects_unknown_libraries():
+    with pytest.raises(UserError, match="unknown CUDA library 'cupy'; choose auto, cuda-python or pycuda"):
+        get_cuda("cupy")
+
+
+def test_importing_the_cuda_layer_and_tensorrt_runner_loads_no_heavy_library():
+    code = ("import sys, runtime, runtime.cuda, runtime.cuda.base, runtime.cuda.pycuda_impl, "
+            "runtime.cuda.cudapython_impl, runtime.cuda_executor, runtime.runners.tensorrt; "
+            "heavy = sorted(m for m in ('torch', 'tensorrt', 'pycuda', 'cuda', 'onnxruntime') if m in sys.modules); "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- the kernels' source and their NumPy definitions -------------------------------------------------------------
+
+
+def test_kernel_source_compiles_with_nvrtc_to_cubin_and_ptx():
+    pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-python is not installed (pip install cuda-python)")
+    from runtime.cuda.base import CudaError
+    from runtime.cuda.cudapython_impl import compile_kernels
+
+    image, kind = compile_kernels(80)  # NVRTC runs without a GPU
+    assert kind == "cubin" and image[:4] == b"\x7fELF"
+    ptx, kind = compile_kernels(999)  # newer than NVRTC knows: PTX for its newest architecture
+    assert kind == "ptx" and ptx.endswith(b"\x00")
+    for name in KERNELS.values():
+        assert f".entry {name}(".encode() in ptx
+    with pytest.raises(CudaError, match="cannot compile for compute capability 1.0"):
+        compile_kernels(10)
+
+
+def test_reference_conversions_are_the_host_conversions_of_runtime_tasks():
+    from runtime.tasks import frame_to_tensor, tensor_to_frame
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (9, 14, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(frame_to_tensor_reference(frame), frame_to_tensor(frame))
+    tensor = rng.uniform(-0.2, 1.2, (1, 3, 9, 14)).astype(np.float32)
+    tensor[0, 0, 0, :3] = [0.5 / 255, 1.5 / 255, 254.5 / 255]  # halfway cases round up
+    np.testing.assert_array_equal(tensor_to_frame_reference(tensor), tensor_to_frame(tensor))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_reference_frame_tensor_frame_round_trip_is_exact(dtype):
+    frame = np.random.default_rng(1).integers(0, 256, (6, 11, 3), dtype=np.uint8)
+    tensor = frame_to_tensor_reference(frame, dtype)
+    assert tensor.dtype == np.dtype(dtype) and tensor.shape == (1, 3, 6, 11)
+    red = frame[..., 2].astype(np.float32) * np.float32(1 / 255)  # RGB planes from BGR, as runtime.tasks scales
+    np.testing.assert_array_equal(tensor[0, 0], red.astype(dtype))
+    np.testing.assert_array_equal(tensor_to_frame_reference(tensor), frame)
+
+
+def test_reference_srgb_encoding_matches_the_training_code():
+    torch = pytest.importorskip("torch")
+    from train.models.relight import linear_to_srgb
+
+    linear = np.random.default_rng(2).uniform(-0.1, 1.1, (1, 3, 8, 16)).astype(np.float32)
+    linear[0, 0, 0, :4] = [np.nan, np.inf, -np.inf, 0.002]
+    got = tensor_to_frame_reference(linear, srgb=True)
+    cleaned = np.nan_to_num(linear, nan=0.0, posinf=1.0, neginf=0.0)
+    expected = tensor_to_frame_reference(linear_to_srgb(torch.from_numpy(cleaned)).numpy())
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+
+
+# --- on a GPU, with each library --------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=LIBS)
+def gpu(request) -> Iterator[Cuda]:
+    if reason := unavailable_reason(request.param):
+        pytest.skip(reason)
+    yield get_cuda(request.param)
+
+
+@pytest.mark.needs_cuda
+def test_buffers_round_trip_through_the_gpu(gpu):
+    data = np.random.default_rng(0).integers(0, 2**16, (3, 1000), dtype=np.uint16)
+    host = gpu.host_buffer(data.shape, data.dtype)
+    assert host.array.shape == data.shape and host.array.dtype == data.dtype and host.ptr != 0
+    host.array[...] = data
+    first, second = gpu.device_buffer(data.nbytes), gpu.device_buffer(data.nbytes)
+    stream = gpu.stream()
+    gpu.htod_async(first, host, stream)
+    gpu.dtod_async(second, first, stream)
+    out = np.zeros_like(data)
+    gpu.dtoh_async(out, second, stream, nbytes=data.nbytes // 2)  # half of it
+    stream.synchronize()
+    np.testing.assert_array_equal(out.reshape(-1)[:data.size // 2], data.reshape(-1)[:data.size // 2])
+    assert not out.reshape(-1)[data.size // 2:].any()
+    for buffer in (host, first, second):
+        buffer.free()
+        buffer.free()  # idempotent
+    stream.free()
+
+
+@pytest.mark.needs_cuda
+def test_events_order_streams_and_time_a_copy(gpu):
+    size = 64 << 20
+    host, device, back = gpu.host_buffer(size), gpu.device_buffer(size), gpu.host_buffer(size)
+    host.array[...] = 7
+    up, down = gpu.stream(), gpu.stream()
+    start, end = gpu.event(), gpu.event()
+    start.record(up)
+    gpu.htod_async(device, host, up)
+    end.record(up)
+    down.wait(end)  # the download stream waits for the upload
+    gpu.dtoh_async(back, device, down)
+    down.synchronize()
+    assert end.query() and (back.array == 7).all()
+    assert 0 < end.elapsed_ms(start) < 10_000
+    with pytest.raises(ValueError, match="timing=True"):
+        end.elapsed_ms(gpu.event(timing=False))
+    assert gpu.compute_capability().count(".") == 1 and gpu.device_name()
+
+
+@pytest.mark.needs_cuda
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_kernels_match_the_numpy_definitions(gpu, dtype):
+    rng = np.random.default_rng(3)
+    height, width = 37, 53  # not multiples of the block size
+    frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    itemsize = np.dtype(dtype).itemsize
+    stream = gpu.stream()
+    raw, tensor, back = (gpu.device_buffer(frame.nbytes), gpu.device_buffer(frame.size * itemsize),
+                         gpu.device_buffer(frame.nbytes))
+    gpu.htod_async(raw, frame, stream)
+    gpu.frame_to_tensor(raw, tensor, height, width, stream, dtype=dtype)
+    gpu.tensor_to_frame(tensor, back, height, width, stream, dtype=dtype)
+    planes, round_trip = np.zeros((1, 3, height, width), dtype), np.zeros_like(frame)
+    gpu.dtoh_async(planes, tensor, stream)
+    gpu.dtoh_async(round_trip, back, stream)
+    stream.synchronize()
+    np.testing.assert_array_equal(planes, frame_to_tensor_reference(frame, dtype))
+    np.testing.assert_array_equal(round_trip, frame)
+
+    values = rng.uniform(-0.3, 1.3, (1, 3, height, width)).astype(dtype)
+    values[0, 1, 0, :3] = [np.nan, np.inf, -np.inf]
+    for srgb in (False, True):
+        gpu.htod_async(tensor, values, stream)
+        gpu.tensor_to_frame(tensor, back, height, width, stream, dtype=dtype, srgb=srgb)
+        gpu.dtoh_async(round_trip, back, stream)
+        stream.synchronize()
+        expected = tensor_to_frame_reference(values, srgb=srgb)
+        difference = np.abs(round_trip.astype(int) - expected.astype(int))
+        if srgb:  # powf on the GPU and in NumPy may differ in the last bit
+            assert difference.max() <= 1 and (difference == 0).mean() > 0.99
+        else:
+            assert difference.max() == 0

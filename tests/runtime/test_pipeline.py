@@ -1,0 +1,238 @@
+"""python -m runtime on the CPU: ONNX Runtime and PyTorch runners, enhance / relight / ibr, faults."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from export.pipeline import ExportOptions, run_export
+from runtime import Pipeline, load
+from runtime.cli import main
+from runtime.errors import ModelError, TaskError
+from runtime.runners.base import Runner
+from runtime.tasks import EnhanceTask, RelightTask
+from runtime.video import open_sink, open_source
+from train.checkpoint import save_checkpoint
+from train.models import create_model
+
+pytest.importorskip("onnxruntime")
+
+SIZE = (72, 128)  # frames of the test clips (H, W)
+
+
+def _export(folder: Path, model, **shapes) -> Path:
+    ckpt = folder / "best.ckpt"
+    save_checkpoint(ckpt, model.eval())
+    options = dict(min_shape=(32, 32), opt_shape=(64, 64), max_shape=(256, 256), max_batch=2,
+                   parity_shapes=((1, 48, 64),), quiet=True)
+    options.update(shapes)
+    run_export(ExportOptions(checkpoint=str(ckpt), out=str(folder / "export"), **options))
+    return folder / "export"
+
+
+def _brightening_lowlight():
+    """lowlight_edgetest made to brighten: every curve step x + 0.9 x (1 - x), the denoiser off."""
+    torch.manual_seed(0)
+    model = create_model("lowlight_edgetest")
+    with torch.no_grad():
+        model.curves[-1].weight.zero_()
+        model.curves[-1].bias.fill_(1.5)  # tanh(1.5) = 0.9
+        model.refine[-2].weight.zero_()
+        model.refine[-2].bias.zero_()
+    return model
+
+
+@pytest.fixture(scope="module")
+def lowlight(tmp_path_factory) -> Path:
+    return _export(tmp_path_factory.mktemp("lowlight"), _brightening_lowlight())
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """24 dark, noisy frames with moving content."""
+    path = tmp_path_factory.mktemp("clip") / "dark.avi"
+    rng = np.random.default_rng(0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 24.0, SIZE[::-1])
+    yy, xx = np.mgrid[0:SIZE[0], 0:SIZE[1]]
+    for i in range(24):
+        scene = 0.5 + 0.4 * np.sin((xx + 3 * i) / 9.0)[..., None] * np.array([1.0, 0.8, 0.6])
+        scene[(np.abs(yy - 36) < 10) & (np.abs(xx - 10 - 4 * i) < 10)] = 0.9
+        dark = np.clip(scene * 0.15 + rng.normal(0, 0.01, scene.shape), 0, 1)
+        writer.write((dark * 255).astype(np.uint8))
+    writer.release()
+    return path
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames
+        frames.append(frame)
+
+
+def test_enhance_end_to_end_on_onnxruntime(lowlight, clip, tmp_path, capsys):
+    out, stats = tmp_path / "enhanced.avi", tmp_path / "stats.json"
+    assert main(["enhance", "--model", str(lowlight), "--input", str(clip), "--output", str(out),
+                 "--stats", str(stats), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "lowlight_edgetest on onnxruntime (cpu)" in printed and "infer" in printed and "p99" in printed
+    source, result = _frames(clip), _frames(out)
+    assert len(result) == len(source) == 24 and result[0].shape == source[0].shape
+    assert np.mean(result) > np.mean(source) + 20  # the model brightens; the video shows it
+    # Frame by frame, the video holds what the runner computes (up to the codec).
+    with load(lowlight / "model.onnx") as runner:
+        expected = Pipeline(runner, EnhanceTask()).process(source[5])
+    assert np.abs(result[5].astype(float) - expected).mean() < 3.0
+    report = json.loads(stats.read_text())
+    assert report["frames"] == 24 and report["fps"] > 0 and {"infer", "encode", "latency"} <= set(report["stages"])
+
+
+def test_pytorch_reference_and_onnxruntime_agree_frame_at_a_time(lowlight, clip):
+    frame = _frames(clip)[3]
+    with load(lowlight / "model.onnx") as ort_runner, load(lowlight.parent) as torch_runner:
+        assert (ort_runner.backend, torch_runner.backend) == ("onnxruntime", "torch")
+        a = Pipeline(ort_runner, EnhanceTask()).process(frame)
+        b = Pipeline(torch_runner, EnhanceTask()).process(frame)
+    assert a.shape == frame.shape and np.abs(a.astype(int) - b).max() <= 1
+
+
+def test_frames_larger_than_the_profile_are_resized_into_it_and_back(tmp_path, clip, caplog):
+    small = _export(tmp_path, _brightening_lowlight(), max_shape=(48, 64), opt_shape=(48, 64))
+    frame = _frames(clip)[0]
+    with load(small / "model.onnx") as runner:
+        pipeline = Pipeline(runner, EnhanceTask())
+        out = [pipeline.process(frame) for _ in range(3)]
+    assert out[0].shape == frame.shape
+    assert sum("exceed the model's largest 48x64" in r.message for r in caplog.records) == 1
+
+
+class _Slow(Runner):
+    """Wraps a runner and sleeps before each inference: a model slower than the camera."""
+
+    def __init__(self, inner: Runner, seconds: float) -> None:
+        super().__init__(inner.sidecar)
+        self.inner, self.seconds, self.backend = inner, seconds, inner.backend
+
+    def activate_impl(self):
+        self.inner.activate()
+
+    def infer_impl(self, feeds):
+        time.sleep(self.seconds)
+        return self.inner.infer(feeds)
+
+    def deactivate_impl(self):
+        self.inner.deactivate()
+
+    def io_metadata(self):
+        return self.inner.io_metadata()
+
+
+def test_a_live_source_keeps_the_newest_frame_and_counts_drops(lowlight, clip, tmp_path):
+    runner = _Slow(load(lowlight / "model.onnx"), 0.05)
+    source = open_source(str(clip), live=True)
+    sink = open_sink(tmp_path / "live.avi", fps=24)
+    with runner:
+        summary = Pipeline(runner, EnhanceTask(), source, sink).run()
+    sink.close()
+    assert summary["dropped"] > 0 and summary["frames"] + summary["dropped"] <= 24
+    assert len(_frames(tmp_path / "live.avi")) == summary["frames"]
+
+
+def test_a_truncated_video_stops_at_the_damage_and_keeps_what_was_written(lowlight, clip, tmp_path):
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    out = tmp_path / "out.avi"
+    proc = subprocess.run([sys.executable, "-m", "runtime", "enhance", "--model", str(lowlight), "--input",
+                           str(broken), "--output", str(out), "--quiet"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "stopped" in proc.stderr
+    assert 0 < len(_frames(out)) < 24
+
+
+@pytest.mark.parametrize("case", ["wrong-task", "missing-input", "not-a-video", "missing-model", "no-sidecar"])
+def test_bad_input_is_one_line_exit_2_and_no_output(case, lowlight, clip, tmp_path):
+    out = tmp_path / "out.avi"
+    args = ["enhance", "--model", str(lowlight), "--input", str(clip), "--output", str(out), "--quiet"]
+    if case == "wrong-task":
+        args[0] = "relight"
+    elif case == "missing-input":
+        args[4] = str(tmp_path / "nope.mp4")
+    elif case == "not-a-video":
+        (tmp_path / "notes.mp4").write_text("not a video")
+        args[4] = str(tmp_path / "notes.mp4")
+    elif case == "missing-model":
+        args[2] = str(tmp_path / "model.onnx")
+    elif case == "no-sidecar":
+        (tmp_path / "bare.onnx").write_bytes((lowlight / "model.onnx").read_bytes())
+        args[2] = str(tmp_path / "bare.onnx")
+    proc = subprocess.run([sys.executable, "-m", "runtime", *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not out.exists()
+    if case == "wrong-task":
+        assert "'lowlight' model" in proc.stderr and "python -m runtime enhance" in proc.stderr
+
+
+def test_relight_chain_follows_a_light_path(tmp_path, clip):
+    chain = create_model("relight_point", sfsnet={"name": "sfsnet_test", "config": {}},
+                         unet={"name": "unet_test", "config": {}})
+    export = _export(tmp_path, chain)
+    out = tmp_path / "relit.avi"
+    assert main(["relight", "--model", str(export), "--input", str(clip), "--output", str(out),
+                 "--light-path", "orbit", "--period", "8", "--quiet"]) == 0
+    frames = _frames(out)
+    assert len(frames) == 24 and frames[0].shape == (*SIZE, 3)
+    with load(export / "model.onnx") as runner:
+        task = RelightTask(lights=np.array([[0.5, -0.3, 2.6]], np.float32))
+        task.check(runner)
+        with pytest.raises(TaskError, match="point"):
+            RelightTask(lights=np.zeros((1, 27), np.float32)).check(runner)
+        assert Pipeline(runner, task).process(_frames(clip)[0]).shape == (*SIZE, 3)
+    with pytest.raises(TaskError, match="'relight' model"):
+        Pipeline(load(export / "model.onnx"), EnhanceTask())
+
+
+def test_ibr_renders_the_exported_scene_along_a_path(tmp_path):
+    torch.manual_seed(0)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    np.save(folder / "average.npy", np.random.default_rng(0).uniform(0, 2, (40, 48, 3)).astype(np.float32))
+    export = _export(folder, create_model("ibr_test"))
+    out = tmp_path / "scene.avi"
+    assert main(["ibr", "--model", str(export), "--light-path", "sweep", "--frames", "6", "--output", str(out),
+                 "--quiet"]) == 0
+    frames = _frames(out)
+    assert len(frames) == 6 and frames[0].shape == (40, 48, 3)
+
+
+def test_load_picks_the_runner_by_suffix_and_folder(lowlight, tmp_path):
+    assert load(lowlight).backend == "onnxruntime" and load(lowlight).path.name == "model.onnx"
+    assert load(lowlight.parent).backend == "torch"
+    assert load(lowlight / "model.fp16.onnx" if (lowlight / "model.fp16.onnx").exists() else lowlight).name
+    with pytest.raises(ModelError, match="unknown model type"):
+        (tmp_path / "m.bin").write_bytes(b"x")
+        load(tmp_path / "m.bin")
+    with pytest.raises(ModelError, match="onnxruntime model"):
+        load(lowlight / "model.onnx", backend="torch")
+    with load(lowlight / "model.onnx", threads=1) as runner:
+        (image,) = runner.input_metadata()
+        assert image.name == "image" and image.shape == (-1, 3, -1, -1)
+
+
+def test_import_runtime_stays_lean():
+    code = ("import sys, runtime, runtime.tasks, runtime.video, runtime.stats, runtime.load; "
+            "heavy = [m for m in ('torch', 'onnxruntime', 'tensorrt', 'pycuda', 'cuda', 'lightning') "
+            "if m in sys.modules]; assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    proc = subprocess.run([sys.executable, "-m", "runtime", "enhance", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "--smooth" in proc.stdout
