@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         r = measure(folder, height, width, args.iters, args.threads)
         fmt = lambda v: f"{v[0]:.1f} / {v[1]:.1f}" if v else "-"  # noqa: E731
         fp16 = r.get("ort_fp16")
-        print(f"| {r['name']} | {fmt(r['torch'])} | {fmt(r['ort_fp32'])} | {fmt(fp16)} | "
-              f"{r['torch'][0] / r['ort_fp32'][0]:.2f}x | {fp16[0] / r['ort_fp32'][0]:.2f}x |" if fp16 else "-")
+        ratio = f"{fp16[0] / r['ort_fp32'][0]:.2f}x" if fp16 else "-"
+        print(f"| {r['name']} ({folder}) | {fmt(r['torch'])} | {fmt(r['ort_fp32'])} | {fmt(fp16)} | "
+              f"{r['torch'][0] / r['ort_fp32'][0]:.2f}x | {ratio} |")
     return 0
 
 

@@ -68,27 +68,24 @@ class Pipeline:
         first call.
         """
         self.runner.activate()
-        out, _ = self._host(frame, index)
-        return out
+        outputs, fit, fitted, _ = self._infer(frame, index)
+        return self._post(outputs, fit, fitted)
 
-    def _host(self, frame: np.ndarray | None, index: int) -> tuple[np.ndarray, dict[str, float]]:
-        times = {}
+    def _infer(self, frame: np.ndarray | None, index: int):
+        """Fit and preprocess one frame and run the model: (outputs, fit, fitted frame, stage times)."""
         t0 = time.perf_counter()
-        if frame is None:
-            fit, fitted = None, None
-        else:
+        fit = fitted = None
+        if frame is not None:
             fit = self.task.fit(self.runner, frame.shape[:2])
             fitted = fit.apply(frame)
         feeds = self.task.feeds(fitted, index)
         t1 = time.perf_counter()
         outputs = self.runner.infer(feeds)
-        t2 = time.perf_counter()
+        return outputs, fit, fitted, {"preprocess": t1 - t0, "infer": time.perf_counter() - t1}
+
+    def _post(self, outputs: dict[str, np.ndarray], fit, fitted) -> np.ndarray:
         out = self.task.postprocess(outputs, fitted)
-        if fit is not None:
-            out = fit.restore(out)
-        t3 = time.perf_counter()
-        times.update(preprocess=t1 - t0, infer=t2 - t1, postprocess=t3 - t2)
-        return out, times
+        return fit.restore(out) if fit is not None else out
 
     # -- a whole source ------------------------------------------------------------------------------
 
@@ -124,19 +121,20 @@ class Pipeline:
                 if frame is _END:
                     break
                 if executor is None:
-                    out, times = self._host(frame, index)
+                    outputs, fit, fitted, times = self._infer(frame, index)
                     for stage, seconds in times.items():
                         stats.add(stage, seconds)
-                    writes.put((out, stamp))
+                    # Postprocessing runs in the encode thread, off the inference path.
+                    writes.put((lambda o=outputs, f=fit, x=fitted: self._post(o, f, x), stamp))
                 else:
                     for tag, out in self._submit(executor, frame, index, stamp):
-                        writes.put(self._finish(tag, out))
+                        writes.put((lambda t=tag, o=out: self._finish(t, o), tag[0]))
                 index += 1
                 if bar is not None:
                     bar.update(1)
             if executor is not None:
                 for tag, out in executor.flush():
-                    writes.put(self._finish(tag, out))
+                    writes.put((lambda t=tag, o=out: self._finish(t, o), tag[0]))
         except KeyboardInterrupt:
             self.error = "interrupted"
         finally:
@@ -187,30 +185,32 @@ class Pipeline:
         self.stats.add("submit", time.perf_counter() - t0)
         return done
 
-    def _finish(self, tag, out: np.ndarray):
-        """A frame back from the GPU executor: the task's last step, the original size, its capture time."""
-        stamp, fit, fitted = tag
-        return fit.restore(self.task.finish(out, fitted)), stamp
+    def _finish(self, tag, out: np.ndarray) -> np.ndarray:
+        """A frame back from the GPU executor: the task's last step, then the original size."""
+        _, fit, fitted = tag
+        return fit.restore(self.task.finish(out, fitted))
 
     _write_error: BaseException | None = None
 
     def _write(self, writes: queue.Queue) -> None:
-        """The encode thread: write frames in order, time them, and measure each frame's latency."""
+        """The encode thread: postprocess and write frames in order, time them, measure each frame's latency."""
         while True:
             item = writes.get()
             if item is _END:
                 return
             if self._write_error is not None:
                 continue  # drain, so the producer never blocks
-            out, stamp = item
-            t0 = time.perf_counter()
+            job, stamp = item
             try:
+                t0 = time.perf_counter()
+                out = job()
+                t1 = time.perf_counter()
                 if self.sink is not None:
                     self.sink.write(out)
             except BaseException as exc:  # surfaced by run() once the producer has stopped
                 self._write_error = exc
                 continue
-            now = time.perf_counter()
-            self.stats.add("encode", now - t0)
+            self.stats.add("postprocess", t1 - t0)
+            self.stats.add("encode", time.perf_counter() - t1)
             self.stats.add("latency", time.monotonic() - stamp)
             self.stats.frame_done()

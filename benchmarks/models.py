@@ -1,0 +1,83 @@
+"""The models a benchmark runs: registry presets (seeded weights) or your own checkpoints, exported once.
+
+``prepare(spec, cache)`` returns a ``Prepared`` with the checkpoint, the FP32 and FP16 ONNX files
+(with sidecars, so ``runtime.load`` takes them) and the contract. Registry presets get weights from
+``torch.manual_seed(0)``: speed does not depend on training, and parity is measured on realistic
+inputs from the family's generator. Exports are cached by the checkpoint's content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Prepared", "prepare", "RESOLUTIONS", "parse_resolution", "DEFAULT_MODELS"]
+
+RESOLUTIONS = {"360p": (360, 640), "720p": (720, 1280), "1080p": (1080, 1920)}
+DEFAULT_MODELS = ("lowlight_edge", "unet_edge", "sfsnet_edge", "ibr_edge", "relight_point", "relight_sh")
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """``360p`` / ``720p`` / ``1080p`` or ``HxW`` -> (height, width)."""
+    text = text.strip().lower()
+    if text in RESOLUTIONS:
+        return RESOLUTIONS[text]
+    try:
+        h, w = (int(v) for v in text.split("x"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not 360p, 720p, 1080p or HxW") from None
+    if min(h, w) < 16:
+        raise ValueError(f"{text!r}: both sides must be at least 16")
+    return h, w
+
+
+@dataclass
+class Prepared:
+    """A model ready to benchmark."""
+
+    name: str
+    checkpoint: Path
+    onnx: Path
+    onnx_fp16: Path
+    meta: dict
+
+    @property
+    def contract(self) -> dict:
+        return self.meta["contract"]
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def prepare(spec: str, cache: Path, *, quiet: bool = True) -> Prepared:
+    """A registry name (``lowlight_edge``) or a checkpoint / run folder, exported to ONNX under ``cache``.
+
+    The export is ``python -m export --fp16 --no-engine`` with a profile covering every benchmark size,
+    cached by the checkpoint's content.
+    """
+    import torch
+
+    from export.pipeline import ExportOptions, run_export
+    from train.checkpoint import checkpoint_path, read_checkpoint, save_checkpoint
+    from train.models import create_model, list_models
+
+    cache.mkdir(parents=True, exist_ok=True)
+    if spec in list_models():
+        ckpt = cache / f"{spec}.ckpt"
+        if not ckpt.is_file():
+            torch.manual_seed(0)
+            save_checkpoint(ckpt, create_model(spec).eval())
+    else:
+        ckpt = checkpoint_path(spec)
+    meta = read_checkpoint(ckpt)["edgelight"]
+    folder = cache / f"{meta['name']}-{_digest(ckpt)}"
+    onnx, half = folder / "model.onnx", folder / "model.fp16.onnx"
+    if not (onnx.is_file() and half.is_file()):
+        report = run_export(ExportOptions(
+            checkpoint=str(ckpt), out=str(folder), fp16=True, engine=False, min_shape=(16, 16),
+            opt_shape=(720, 1280), max_shape=(2160, 3840), max_batch=8, parity_shapes=((1, 64, 96),), quiet=quiet))
+        if not report["passed"]:
+            raise RuntimeError(f"{meta['name']}: export failed parity: {report['failed']} (see {folder})")
+    return Prepared(meta["name"], ckpt, onnx, half, meta)
