@@ -71,6 +71,7 @@ def _common(p: ArgumentParser, *, video_input: bool = True) -> None:
         s.add_argument("--timeout", type=positive_float, default=5.0, help="seconds before a stalled source counts as lost")
         s.add_argument("--max-frames", type=positive_int, help="stop after N frames")
     s.add_argument("--fps", type=positive_float, help="output frame rate (default: the source's, or 30)")
+    s.add_argument("--output-size", type=image_size, metavar="HxW", help="output frame size (default: the input's)")
     s.add_argument("--stats", metavar="PATH", help="also write the statistics as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -196,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fps = args.fps or (source.fps if source is not None else 30.0)
     pipeline = Pipeline(runner, task, source, None, max_frames=getattr(args, "max_frames", None),
                         progress=not args.quiet, depth=args.depth)  # checks the task before any output exists
-    sink = open_sink(args.output, fps=fps, show=args.show, overwrite=args.overwrite)
+    sink = open_sink(args.output, fps=fps, size=args.output_size, show=args.show, overwrite=args.overwrite)
     pipeline.sink = sink
     ok = False
     try:

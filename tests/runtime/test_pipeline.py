@@ -236,3 +236,11 @@ def test_import_runtime_stays_lean():
     subprocess.run([sys.executable, "-c", code], check=True)
     proc = subprocess.run([sys.executable, "-m", "runtime", "enhance", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "--smooth" in proc.stdout
+
+
+def test_output_size_option_resizes_the_written_video(lowlight, clip, tmp_path):
+    out = tmp_path / "small.avi"
+    assert main(["enhance", "--model", str(lowlight), "--input", str(clip), "--output", str(out),
+                 "--output-size", "36x64", "--max-frames", "5", "--quiet"]) == 0
+    frames = _frames(out)
+    assert len(frames) == 5 and frames[0].shape == (36, 64, 3)
