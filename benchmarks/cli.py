@@ -64,8 +64,12 @@ def build_parser() -> ArgumentParser:
 
 def environment(threads: int | None) -> dict:
     """CPU, GPU, driver, library versions and thread counts, for the header."""
-    import onnxruntime
     import torch
+
+    try:
+        import onnxruntime
+    except ImportError:
+        onnxruntime = None
 
     from .model_cost import cpu_name
 
@@ -74,9 +78,13 @@ def environment(threads: int | None) -> dict:
     env = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
            "cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-           "onnxruntime": onnxruntime.__version__, "ort_providers": onnxruntime.get_available_providers(),
+           "onnxruntime": onnxruntime.__version__ if onnxruntime else None,
+           "ort_providers": onnxruntime.get_available_providers() if onnxruntime else [],
            "ort_threads": threads or "default (one per core)", "gpu": None}
     if torch.cuda.is_available():
+        # FP32 means FP32: TF32 tensor cores would make the reference faster than its stated FP32 floor.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
         props = torch.cuda.get_device_properties(0)
         env["gpu"] = {"name": props.name, "compute_capability": f"{props.major}.{props.minor}",
                       "memory_gb": round(props.total_memory / 2**30, 1), "cuda": torch.version.cuda,
@@ -234,6 +242,8 @@ def run_benchmarks(args) -> dict:
     unknown = sorted(set(args.backends) - set(backend_names()))
     if unknown:
         raise ValueError(f"unknown backends {unknown}; choose from {backend_names()}")
+    if bad := sorted(set(args.precisions) - {"fp32", "fp16"}):
+        raise ValueError(f"unknown precisions {bad}; choose from fp32, fp16")
     unavailable = [{"backend": b.name, "label": b.label, "reason": r} for b in chosen if (r := b.unavailable())]
     runnable = [b for b in chosen if not b.unavailable()]
     device_peaks = gpu_peaks(env["gpu"]["name"]) if env["gpu"] else None
@@ -249,6 +259,10 @@ def run_benchmarks(args) -> dict:
             for backend in runnable:
                 print(f"  {meta['name']} {size[0]}x{size[1]} {backend.name} ...", file=sys.stderr, flush=True)
                 try:
+                    if backend.device == "cuda" or (backend.device == "auto" and env["gpu"]):
+                        import torch
+
+                        torch.cuda.reset_peak_memory_stats()
                     base = _PeakRSS.rss_mb()
                     runner = backend.make(prepared, sizes, cache, args.threads)
                     with _PeakRSS() as rss, runner:
@@ -296,13 +310,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .report import markdown, plot, table
 
     args = build_parser().parse_args(argv)
+    out = Path(args.out)
+    parent = next((p for p in [out, *out.parents] if p.exists()), None)
+    if out.exists() and not out.is_dir() or (parent is not None and not os.access(parent, os.W_OK)):
+        from train.errors import UserError
+
+        raise UserError(f"--out {out}: not a writable folder")
     try:
         results = run_benchmarks(args)
     except ValueError as exc:
         from train.errors import UserError
 
         raise UserError(str(exc)) from None
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from train.io import atomic_path, write_json
 

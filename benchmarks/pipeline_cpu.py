@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             growth = 100 * (max(after) - after[0]) / after[0]
             print(f"memory over {args.frames} frames ({wall:.0f} s, {args.frames / wall:.1f} FPS): RSS at frame 500 "
                   f"{after[0]:.1f} MB, max after it {max(after):.1f} MB, last {after[-1]:.1f} MB "
-                  f"(+{growth:.1f}%); peak RSS of the process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+                  f"(+{growth:.1f}%); peak RSS of the process "
+                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
             print("RSS every 500 frames (MB): " + ", ".join(f"{m:.0f}" for n, m in samples if n % 500 == 0))
     runner.deactivate()
     return 0

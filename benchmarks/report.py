@@ -56,13 +56,16 @@ def table(results: dict) -> str:
     """An aligned text table with the header and the unavailable backends."""
     rows = _rows(results)
     widths = [max(len(x[i]) for x in [_HEAD, *rows]) for i in range(len(_HEAD))]
-    line = lambda r: "  ".join(c.rjust(w) if i > 2 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    def line(r: tuple[str, ...]) -> str:
+        return "  ".join(c.rjust(w) if i > 2 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
     text = ["# " + h for h in _header(results)] + ["", line(_HEAD), line(tuple("-" * w for w in widths))]
     text += [line(r) for r in rows]
     if results["e2e"]:
         text += ["", "end to end (runtime pipeline on a generated clip, encode to MP4):"]
         text += [f"  {e['model']} {e['backend']} {e['resolution'][0]}x{e['resolution'][1]}: {e['e2e_fps']:.1f} FPS "
-                 f"end to end vs {e['infer_fps']:.1f} inference only ({e['efficiency_pct']:.0f}%)" for e in results["e2e"]]
+                 f"end to end vs {e['infer_fps']:.1f} inference only ({e['efficiency_pct']:.0f}%)"
+                 for e in results["e2e"]]
     for u in results["unavailable"]:
         text.append(f"not available: {u['backend']} ({u['label']}): {u['reason']}")
     for e in results["errors"]:
@@ -76,7 +79,9 @@ def markdown(results: dict) -> str:
     lines += ["| " + " | ".join(_HEAD) + " |", "|" + "---|" * 3 + "---:|" * (len(_HEAD) - 3)]
     lines += ["| " + " | ".join(r) + " |" for r in _rows(results)]
     lines += ["", "Speed-up is over PyTorch eager FP32 at the same size; PSNR is against its outputs (exact: "
-              "identical); MB: the artefact (checkpoint, ONNX file or engine); +mem MB: resident memory the row added to the process at its peak (GPU rows of PyTorch: peak CUDA memory); floor: the best time from the model's operations and minimum bytes moved at the "
+              "identical); MB: the artefact (checkpoint, ONNX file or engine); +mem MB: resident memory the "
+              "row added to the process at its peak (GPU rows of PyTorch: peak CUDA memory); floor: the best time "
+              "from the model's operations and minimum bytes moved at the "
               "device's peak (% of floor = floor / measured)."]
     if results["e2e"]:
         lines += ["", "## End to end", "", "| model | backend | size | end-to-end FPS | inference-only FPS | "

@@ -108,8 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .parity import Thresholds
     from .pipeline import ExportOptions, run_export, summary_rows
 
-    if args.opset < 18:
-        raise _error(f"--opset {args.opset}: the exporter writes opset 18 or newer")
+    import onnx
+
+    if not 18 <= args.opset <= onnx.defs.onnx_opset_version():
+        raise _error(f"--opset {args.opset}: the exporter writes opsets 18 to {onnx.defs.onnx_opset_version()}")
     options = ExportOptions(
         checkpoint=args.checkpoint, out=args.out, fp16=args.fp16, fp16_io=args.fp16_io, keep_fp32=args.keep_fp32,
         opset=args.opset, min_shape=args.min_shape, opt_shape=args.opt_shape, max_shape=args.max_shape,
@@ -118,7 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         workspace_gb=args.workspace, timing_cache=args.timing_cache, cache_dir=args.cache_dir,
         version_compatible=args.version_compatible, hardware_compatible=args.hardware_compatible,
         triton_repo=args.triton_repo, threads=args.threads, quiet=args.quiet)
-    report = run_export(options)
+    try:
+        report = run_export(options)
+    except OSError as exc:  # the disk filled up, a folder vanished: say so in one line
+        raise _error(f"{exc.filename or args.out or 'output'}: {exc.strerror or exc}") from None
     print()
     print(_table(summary_rows(report)))
     print(f"\n{report['name']}: {'all artefacts passed parity' if report['passed'] else 'PARITY FAILED'}; "

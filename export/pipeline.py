@@ -222,6 +222,15 @@ def run_export(options: ExportOptions) -> dict:
     out = Path(options.out) if options.out else (ckpt.parent / "export")
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out} is a file")
+    triton = Path(options.triton_repo) if options.triton_repo else None
+    for option, folder in (("--out", out), ("--triton-repo", triton)):
+        if folder is None:
+            continue
+        if folder.exists() and not folder.is_dir():
+            raise ExportError(f"{option} {folder} is a file")
+        parent = next((p for p in [folder, *folder.parents] if p.exists()), None)
+        if parent is not None and (not parent.is_dir() or not os.access(parent, os.W_OK)):
+            raise ExportError(f"{option} {folder}: cannot create or write it under {parent}")
     reason = None if options.engine is False else options.engine_unavailable()
     if options.engine is False:
         reason = "--no-engine"
@@ -324,6 +333,12 @@ def run_export(options: ExportOptions) -> dict:
             if art.path is None:
                 continue
             sidecars[art.label] = _sidecar(art, meta, ckpt, ckpt_sha, options, profile)
+        # Artefacts of an earlier export in --out go first: a folder holds one coherent set, never a
+        # new model.onnx beside an old model.fp16.onnx that the runtime might pick.
+        for old in [*out.glob("model.onnx"), *out.glob("model.*.onnx"), *out.glob("model.engine"),
+                    *out.glob("model.*.engine")]:
+            old.unlink(missing_ok=True)
+            sidecar_path(old).unlink(missing_ok=True)
         for art in artefacts:  # publish what passed; failed artefacts stay out of --out
             if art.path is not None and art.status in ("built", "reused"):
                 os.replace(art.path, out / art.label)

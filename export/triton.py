@@ -53,7 +53,8 @@ def config_pbtxt(model_name: str, backend: str, sidecar: dict, max_batch_size: i
         f"max_batch_size: {max_batch_size}",
         block("input", contract["inputs"]),
         block("output", contract["outputs"]),
-        "instance_group [ { kind: KIND_GPU, count: 1 } ]",
+        # An engine needs its GPU; the ONNX model runs on a GPU when the server has one, else on its CPUs.
+        f"instance_group [ {{ kind: {'KIND_GPU' if backend == 'tensorrt' else 'KIND_AUTO'}, count: 1 }} ]",
         "dynamic_batching { }",
         "",
     ])

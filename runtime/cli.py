@@ -7,14 +7,16 @@
     python -m runtime ibr --model exports/ibr --light-path orbit --frames 120 --output scene.mp4
     python -m runtime demo-clip --out demo.mp4
 
-Exit codes: 0 done; 1 a live source was lost (after reconnect attempts; the output so far is kept);
-2 bad input (a missing or damaged file, a model for another task, a bad option; the output of a
-damaged file is kept up to the damage).
+Exit codes: 0 done (Ctrl-C on a camera or stream is a clean stop); 1 a live source was lost (after
+reconnect attempts; the output so far is kept); 2 bad input (a missing or damaged file, a model
+for another task, a bad option; the output of a damaged file is kept up to the damage); 130 Ctrl-C
+on a file (the frames processed so far are written).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,7 +55,8 @@ def _common(p: ArgumentParser, *, video_input: bool = True) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     b = p.add_argument_group("backend")
     b.add_argument("--backend", choices=["auto", "tensorrt", "onnxruntime", "torch"], default="auto",
-                   help="auto: by the model's suffix (an export folder: its engine if TensorRT is installed, else ONNX)")
+                   help="auto: by the model's suffix (an export folder: its engine if TensorRT is installed, "
+                        "else ONNX)")
     b.add_argument("--providers", metavar="LIST",
                    help="ONNX Runtime execution providers in order, e.g. tensorrt,cuda,cpu (default: those installed)")
     b.add_argument("--threads", type=positive_int, help="CPU threads for ONNX Runtime or PyTorch (default: all cores)")
@@ -68,7 +71,8 @@ def _common(p: ArgumentParser, *, video_input: bool = True) -> None:
                        help="treat the input as live (keep only the newest frame, count drops); default: cameras "
                             "and streams are live, files are not")
         s.add_argument("--reconnects", type=positive_int, default=3, help="reopen attempts when a live source is lost")
-        s.add_argument("--timeout", type=positive_float, default=5.0, help="seconds before a stalled source counts as lost")
+        s.add_argument("--timeout", type=positive_float, default=5.0,
+                       help="seconds before a stalled source counts as lost")
         s.add_argument("--max-frames", type=positive_int, help="stop after N frames")
     s.add_argument("--fps", type=positive_float, help="output frame rate (default: the source's, or 30)")
     s.add_argument("--output-size", type=image_size, metavar="HxW", help="output frame size (default: the input's)")
@@ -77,7 +81,8 @@ def _common(p: ArgumentParser, *, video_input: bool = True) -> None:
 
 
 def build_parser() -> ArgumentParser:
-    p = ArgumentParser(prog="python -m runtime", description="Enhance or relight video in real time, or render a captured scene.\n\n"
+    p = ArgumentParser(prog="python -m runtime",
+                       description="Enhance or relight video in real time, or render a captured scene.\n\n"
                        + __doc__.split("\n\n", 1)[1].replace("``", ""))
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     e = sub.add_parser("enhance", help="low-light enhancement of a video, camera or stream (lowlight models)",
@@ -91,7 +96,8 @@ def build_parser() -> ArgumentParser:
     light = r.add_mutually_exclusive_group()
     light.add_argument("--light", type=_vector(3), metavar="X,Y,Z",
                        help="a fixed point light (relight_point): x right, y down over the frame (-1..1), z height")
-    light.add_argument("--sh", metavar="NAME", help="a named SH light (relight_sh): front, left, right, top, bottom, ambient")
+    light.add_argument("--sh", metavar="NAME",
+                       help="a named SH light (relight_sh): front, left, right, top, bottom, ambient")
     light.add_argument("--light-path", metavar="PATH",
                        help="orbit or sweep; a CSV with x,y,z columns (point lights); for SH models also a comma list "
                             "of SH light names to blend through (default: orbit)")
@@ -182,30 +188,62 @@ def _demo_clip(args) -> int:
     return 0
 
 
+_FAMILIES = {"enhance": "lowlight", "relight": "relight", "ibr": "ibr"}
+
+
+def _check_outputs(args) -> None:
+    """Refuse output paths that cannot be written before any work is done."""
+    from .video import VIDEO_SUFFIXES
+
+    for option, value in (("--output", args.output), ("--stats", args.stats)):
+        if value is None:
+            continue
+        path = Path(value)
+        if path.is_dir() and (option == "--stats" or path.suffix.lower() in VIDEO_SUFFIXES):
+            raise UserError(f"{option} {path} is a folder")
+        parent = next((p for p in path.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise UserError(f"{option} {path}: {parent} is a file, not a folder")
+        if parent is not None and not os.access(parent, os.W_OK):
+            raise UserError(f"{option} {path}: cannot write in {parent}")
+    if args.output_size and args.output and Path(args.output).suffix.lower() not in VIDEO_SUFFIXES:
+        raise UserError("--output-size applies to a video file output, not an image folder")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo-clip":
         return _demo_clip(args)
+    from .errors import TaskError
     from .pipeline import Pipeline
     from .video import open_sink, open_source
 
+    _check_outputs(args)
     runner = _runner(args)
+    if runner.family != _FAMILIES[args.command]:  # before reading the family's own settings from the sidecar
+        hint = next((c for c, f in _FAMILIES.items() if f == runner.family), None)
+        raise TaskError(f"{runner.sidecar.get('artefact', runner.name)} is a {runner.family!r} model ({runner.name}); "
+                        f"'{args.command}' needs a {_FAMILIES[args.command]} model"
+                        + (f" (use python -m runtime {hint})" if hint else ""))
     task = _task(args, runner)
-    source = None
-    if args.command != "ibr":
-        source = open_source(args.input, live=args.live, reconnects=args.reconnects, timeout=args.timeout)
-    fps = args.fps or (source.fps if source is not None else 30.0)
-    pipeline = Pipeline(runner, task, source, None, max_frames=getattr(args, "max_frames", None),
-                        progress=not args.quiet, depth=args.depth)  # checks the task before any output exists
-    sink = open_sink(args.output, fps=fps, size=args.output_size, show=args.show, overwrite=args.overwrite)
-    pipeline.sink = sink
+    source = sink = None
     ok = False
     try:
+        if args.command != "ibr":
+            source = open_source(args.input, live=args.live, reconnects=args.reconnects, timeout=args.timeout)
+        fps = args.fps or (source.fps if source is not None else 30.0)
+        pipeline = Pipeline(runner, task, source, None, max_frames=getattr(args, "max_frames", None),
+                            progress=not args.quiet, depth=args.depth)  # checks the task before any output exists
+        sink = open_sink(args.output, fps=fps, size=args.output_size, show=args.show, overwrite=args.overwrite)
+        pipeline.sink = sink
         with runner:
             summary = pipeline.run()
         ok = True
+    except OSError as exc:  # an output that cannot be written after all (disk full, permissions)
+        raise UserError(f"{exc.filename or 'output'}: {exc.strerror or exc}") from None
     finally:
-        sink.close(ok=ok)
+        if sink is not None:
+            sink.close(ok=ok)
         if source is not None:
             source.stop()
     print(pipeline.stats.table())
@@ -214,6 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     where = f" to {args.output}" if args.output else ""
     print(f"{summary['frames']} frames{where}; {runner.name} on {runner.backend} ({runner.device}), "
           f"{summary['fps']:.1f} FPS end to end, {summary['dropped']} dropped")
+    if pipeline.interrupted:  # Ctrl-C: a clean stop; what was processed is written
+        print(f"{main.prog}: interrupted after {summary['frames']} frames", file=sys.stderr)
+        return 0 if source is not None and source.live else 130
     if pipeline.error:
         print(f"{main.prog}: stopped early: {pipeline.error}", file=sys.stderr)
         return 1 if source is not None and source.live else 2

@@ -25,12 +25,17 @@ def _tensorrt_ready() -> bool:
     return hasattr(tensorrt, "Runtime")  # not the bare folder that tensorrt-stubs installs
 
 
-def _from_folder(folder: Path) -> Path:
-    """The model file an export or run folder holds that this machine can run best."""
-    if (folder / "best.ckpt").is_file():
+def _from_folder(folder: Path, backend: str) -> Path:
+    """The model file an export or run folder holds that ``backend`` (or, for auto, this machine) runs best."""
+    if (folder / "best.ckpt").is_file() and backend in ("auto", "torch"):
         return folder / "best.ckpt"
     engines = sorted(p for p in folder.iterdir() if p.suffix in _ENGINE)
-    if engines and _tensorrt_ready():
+    if backend == "tensorrt":
+        if not engines:
+            raise ModelError(f"{folder} holds no TensorRT engine; build one with python -m export CHECKPOINT --fp16 "
+                             "--engine")
+        return engines[0]
+    if engines and backend == "auto" and _tensorrt_ready():
         return engines[0]
     gpu = False
     try:
@@ -68,7 +73,7 @@ def load(path: str | os.PathLike, backend: str = "auto", **options) -> Runner:
     if not path.exists():
         raise ModelError(f"no model at {path}")
     if path.is_dir():
-        path = _from_folder(path)
+        path = _from_folder(path, backend)
     suffix = path.suffix.lower()
     kind = {".onnx": "onnxruntime", ".ckpt": "torch", **{s: "tensorrt" for s in _ENGINE}}.get(suffix)
     if kind is None:

@@ -57,7 +57,9 @@ class Pipeline:
         self.max_frames, self.progress, self.gpu, self.depth = max_frames, progress, gpu, depth
         self.stats = Stats()
         self.error: str | None = None
-        """Why the run stopped before the end of its source (damage, disconnect), or None."""
+        """Why the run stopped before the end of its source (damage, disconnect, interrupted), or None."""
+        self.interrupted = False
+        """The run was stopped with Ctrl-C (a clean stop: the frames so far are written)."""
 
     # -- one frame at a time -------------------------------------------------------------------------
 
@@ -115,8 +117,12 @@ class Pipeline:
         index = 0
         try:
             while self.max_frames is None or index < self.max_frames:
-                if self.sink is not None and getattr(self.sink, "stop_requested", False):
-                    break
+                if self._write_error is not None:
+                    break  # the output failed: stop reading (a live source would never end)
+                if self.sink is not None:
+                    self.sink.pump()
+                    if self.sink.stop_requested:
+                        break
                 frame, stamp = self._next(index)
                 if frame is _END:
                     break
@@ -137,9 +143,11 @@ class Pipeline:
                     writes.put((lambda t=tag, o=out: self._finish(t, o), tag[0]))
         except KeyboardInterrupt:
             self.error = "interrupted"
+            self.interrupted = True
         finally:
             writes.put(_END)
             writer.join()
+            stats.stop()
             if executor is not None:
                 for stage, values in executor.timings.items():
                     for seconds in values:
@@ -150,7 +158,6 @@ class Pipeline:
                 stats.dropped = self.source.dropped
                 if self.source.error and not self.error:
                     self.error = self.source.error
-            stats.stop()
             if bar is not None:
                 bar.close()
         if self._write_error is not None:

@@ -97,7 +97,11 @@ class Task:
         self.output = self.output or runner.contract["outputs"][0]["name"]
 
     def limits(self, runner: Runner) -> tuple[tuple[int, int], tuple[int, int]]:
-        """The smallest and largest (H, W) the model accepts for its image input."""
+        """The smallest and largest (H, W) the model accepts for its image input: an engine's profile,
+        an ONNX file's dynamic range."""
+        dynamic = runner.sidecar.get("dynamic")
+        if runner.sidecar.get("kind") == "onnx" and dynamic:
+            return (dynamic["height"][0], dynamic["width"][0]), (dynamic["height"][1], dynamic["width"][1])
         shapes = runner.profile[self.image_input]
         return tuple(shapes["min"][2:]), tuple(shapes["max"][2:])
 

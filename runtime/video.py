@@ -581,6 +581,9 @@ class Sink:
     def _close(self, ok: bool) -> None:
         """Backend close."""
 
+    def pump(self) -> None:
+        """Do the work that must run on the main thread (drawing a preview window); call it from there."""
+
     def __enter__(self) -> Sink:
         return self
 
@@ -761,8 +764,21 @@ class WindowSink(Sink):
             raise UserError("cannot show a window: this OpenCV has no GUI support (opencv-python-headless); "
                             "install opencv-python or drop --show") from None
 
+    _latest: np.ndarray | None = None
+    _lock = threading.Lock()
+
     def _write(self, image: np.ndarray) -> None:
-        cv2.imshow(self.title, image)
+        # Writers may run in a worker thread; HighGUI must be driven from the main thread (``pump``).
+        with self._lock:
+            self._latest = image
+        if threading.current_thread() is threading.main_thread():
+            self.pump()
+
+    def pump(self) -> None:
+        with self._lock:
+            image, self._latest = self._latest, None
+        if image is not None:
+            cv2.imshow(self.title, image)
         key = cv2.waitKey(1) & 0xFF
         if key in (ord("q"), ord("Q"), 27):
             self.stop_requested = True
@@ -800,6 +816,10 @@ class TeeSink(Sink):
     def _write(self, image: np.ndarray) -> None:
         for sink in self.sinks:
             sink.write(image)
+
+    def pump(self) -> None:
+        for sink in self.sinks:
+            sink.pump()
 
     def _close(self, ok: bool) -> None:
         failure: BaseException | None = None

@@ -646,6 +646,8 @@ def read_average(path: Path):
         average = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(average, np.ndarray):
+        raise UserError(f"{path}: expected a .npy array, got an archive of {len(average.files)} arrays")
     if average.ndim != 3 or average.shape[2] != 3 or average.dtype.kind != "f" or not np.isfinite(average).all():
         raise UserError(f"{path}: expected a finite float (H, W, 3) array, got {average.dtype} {average.shape}")
     return average.astype(np.float32)

@@ -118,7 +118,7 @@ class TensorRTRunner(Runner):
         engine_path: the plan. Only load plans you trust: they can hold executable code.
         sidecar: the engine's sidecar; read from ``<engine_path>.json`` when None.
         cuda_lib: the CUDA library for streams and buffers: ``auto``, ``cuda-python`` or ``pycuda``.
-        device: the CUDA device index.
+        device: the CUDA device index (``auto`` or ``cuda``: device 0).
         cuda_graph: replay the engine as a CUDA graph, captured per input shape after one warm-up run
             (needs cuda-python; falls back to plain execution, with a warning, when capture fails).
 
@@ -129,7 +129,7 @@ class TensorRTRunner(Runner):
     backend = "tensorrt"
 
     def __init__(self, engine_path: str | os.PathLike, sidecar: dict | None = None, *, cuda_lib: str = "auto",
-                 device: int = 0, cuda_graph: bool = False) -> None:
+                 device: int | str = 0, cuda_graph: bool = False) -> None:
         path = Path(engine_path)
         if not path.is_file():
             raise ModelError(f"no TensorRT engine at {path}; build one with python -m export CHECKPOINT --fp16 "
@@ -147,7 +147,9 @@ class TensorRTRunner(Runner):
         super().__init__(sidecar)
         self.engine_path = path
         self.cuda_lib = cuda_lib
-        self.device_index = int(device)
+        if device == "cpu":
+            raise ModelError("a TensorRT engine runs on a CUDA GPU; --device cpu needs an ONNX file or a checkpoint")
+        self.device_index = 0 if device in ("auto", "cuda") else int(device)
         self.cuda_graph = cuda_graph
         self.cuda: Cuda | None = None
         """The CUDA layer the runner's buffers and stream belong to (set while active)."""

@@ -51,7 +51,8 @@ class TorchRunner(Runner):
         try:
             from train.checkpoint import read_checkpoint
         except ImportError as exc:
-            raise ModelError(f"the PyTorch backend needs the train extra (pip install 'edgelight[train]'): {exc}") from None
+            raise ModelError(f"the PyTorch backend needs the train extra (pip install 'edgelight[train]'): {exc}") \
+                from None
         meta = read_checkpoint(path)["edgelight"]
         super().__init__(sidecar_from_checkpoint(meta, path))
         self.path, self.requested_device, self.fp16 = path, device, fp16

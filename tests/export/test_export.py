@@ -252,3 +252,20 @@ def test_ibr_export_ships_the_capture_average_next_to_the_model(tmp_path):
     assert main([str(run), *SMALL]) == 0
     assert read_sidecar(run / "export" / "model.onnx")["assets"] == {"average": "average.npy"}
     np.testing.assert_array_equal(np.load(run / "export" / "average.npy"), average)
+
+
+def test_a_new_export_replaces_the_whole_set_of_an_earlier_one(tmp_path):
+    ckpt = _checkpoint(tmp_path, "unet_test")
+    out = tmp_path / "o"
+    assert main([str(ckpt), "--fp16", "--out", str(out), *SMALL]) == 0
+    assert (out / "model.fp16.onnx").is_file()
+    assert main([str(ckpt), "--out", str(out), *SMALL]) == 0  # FP32 only this time
+    assert (out / "model.onnx").is_file() and not (out / "model.fp16.onnx").exists()
+    assert not (out / "model.fp16.onnx.json").exists()
+
+
+@pytest.mark.parametrize("opset", ["17", "99"])
+def test_opsets_the_exporter_cannot_write_are_refused(opset, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "export", str(_checkpoint(tmp_path, "unet_test")), "--opset", opset,
+                           "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()

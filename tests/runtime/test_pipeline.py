@@ -107,14 +107,40 @@ def test_pytorch_reference_and_onnxruntime_agree_frame_at_a_time(lowlight, clip)
     assert a.shape == frame.shape and np.abs(a.astype(int) - b).max() <= 1
 
 
-def test_frames_larger_than_the_profile_are_resized_into_it_and_back(tmp_path, clip, caplog):
-    small = _export(tmp_path, _brightening_lowlight(), max_shape=(48, 64), opt_shape=(48, 64))
-    frame = _frames(clip)[0]
-    with load(small / "model.onnx") as runner:
-        pipeline = Pipeline(runner, EnhanceTask())
-        out = [pipeline.process(frame) for _ in range(3)]
+class _Identity(Runner):
+    """An engine-like runner (a profile of 32x32 .. 48x64) whose model returns its input."""
+
+    backend = "test"
+
+    def __init__(self) -> None:
+        super().__init__({"kind": "engine", "name": "identity", "family": "lowlight", "artefact": "identity.engine",
+                          "contract": {"inputs": [{"name": "image", "channels": 3}],
+                                       "outputs": [{"name": "enhanced", "channels": 3}]},
+                          "profile": {"image": {"min": [1, 3, 32, 32], "opt": [1, 3, 48, 64], "max": [1, 3, 48, 64]}}})
+
+    def activate_impl(self):
+        pass
+
+    def infer_impl(self, feeds):
+        assert 32 <= feeds["image"].shape[2] <= 48 and 32 <= feeds["image"].shape[3] <= 64
+        return {"enhanced": feeds["image"]}
+
+    def deactivate_impl(self):
+        pass
+
+    def io_metadata(self):
+        return [], []
+
+
+def test_frames_outside_an_engine_profile_are_fitted_into_it_and_back(clip, caplog):
+    frame = _frames(clip)[0]  # 72x128: larger than the profile
+    pipeline = Pipeline(_Identity(), EnhanceTask())
+    out = [pipeline.process(frame) for _ in range(3)]
     assert out[0].shape == frame.shape
+    assert np.abs(out[0].astype(int) - frame).mean() < 4  # shrunk to 36x64 and back: the same picture
     assert sum("exceed the model's largest 48x64" in r.message for r in caplog.records) == 1
+    tiny = frame[:20, :24]  # smaller than the profile: padded, then cropped back
+    assert np.array_equal(pipeline.process(tiny), tiny)
 
 
 class _Slow(Runner):
@@ -159,7 +185,8 @@ def test_a_truncated_video_stops_at_the_damage_and_keeps_what_was_written(lowlig
     assert 0 < len(_frames(out)) < 24
 
 
-@pytest.mark.parametrize("case", ["wrong-task", "missing-input", "not-a-video", "missing-model", "no-sidecar"])
+@pytest.mark.parametrize("case", ["wrong-task", "missing-input", "not-a-video", "missing-model", "no-sidecar",
+                                  "ibr-with-lowlight", "output-under-a-file", "size-for-folder"])
 def test_bad_input_is_one_line_exit_2_and_no_output(case, lowlight, clip, tmp_path):
     out = tmp_path / "out.avi"
     args = ["enhance", "--model", str(lowlight), "--input", str(clip), "--output", str(out), "--quiet"]
@@ -175,15 +202,24 @@ def test_bad_input_is_one_line_exit_2_and_no_output(case, lowlight, clip, tmp_pa
     elif case == "no-sidecar":
         (tmp_path / "bare.onnx").write_bytes((lowlight / "model.onnx").read_bytes())
         args[2] = str(tmp_path / "bare.onnx")
+    elif case == "ibr-with-lowlight":
+        args = ["ibr", "--model", str(lowlight), "--output", str(out), "--quiet"]
+    elif case == "output-under-a-file":
+        (tmp_path / "afile").write_text("x")
+        args[6] = str(tmp_path / "afile" / "out.avi")
+    elif case == "size-for-folder":
+        args[6] = str(tmp_path / "frames")
+        args += ["--output-size", "36x64"]
     proc = subprocess.run([sys.executable, "-m", "runtime", *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert not out.exists()
-    if case == "wrong-task":
+    assert not out.exists() and not (tmp_path / "frames").exists()
+    if case in ("wrong-task", "ibr-with-lowlight"):
         assert "'lowlight' model" in proc.stderr and "python -m runtime enhance" in proc.stderr
 
 
 def test_relight_chain_follows_a_light_path(tmp_path, clip):
+    torch.manual_seed(4)  # an untrained tiny chain whose output depends on the light (seeds 0 and 3 do not)
     chain = create_model("relight_point", sfsnet={"name": "sfsnet_test", "config": {}},
                          unet={"name": "unet_test", "config": {}})
     export = _export(tmp_path, chain)
@@ -193,6 +229,12 @@ def test_relight_chain_follows_a_light_path(tmp_path, clip):
     frames = _frames(out)
     assert len(frames) == 24 and frames[0].shape == (*SIZE, 3)
     with load(export / "model.onnx") as runner:
+        # The light moves: the same input frame relit at two points of the orbit differs.
+        task = RelightTask(lights=np.array([[1.0, 0.0, 2.6], [-1.0, 0.0, 2.6]], np.float32))
+        task.check(runner)
+        pipeline = Pipeline(runner, task)
+        first, second = pipeline.process(_frames(clip)[0], 0), pipeline.process(_frames(clip)[0], 1)
+        assert np.abs(first.astype(int) - second).max() >= 5  # an untrained chain: small, but there
         task = RelightTask(lights=np.array([[0.5, -0.3, 2.6]], np.float32))
         task.check(runner)
         with pytest.raises(TaskError, match="point"):
@@ -218,7 +260,7 @@ def test_ibr_renders_the_exported_scene_along_a_path(tmp_path):
 def test_load_picks_the_runner_by_suffix_and_folder(lowlight, tmp_path):
     assert load(lowlight).backend == "onnxruntime" and load(lowlight).path.name == "model.onnx"
     assert load(lowlight.parent).backend == "torch"
-    assert load(lowlight / "model.fp16.onnx" if (lowlight / "model.fp16.onnx").exists() else lowlight).name
+    assert load(lowlight.parent, backend="torch").backend == "torch"  # the run folder: its best.ckpt
     with pytest.raises(ModelError, match="unknown model type"):
         (tmp_path / "m.bin").write_bytes(b"x")
         load(tmp_path / "m.bin")
@@ -244,3 +286,45 @@ def test_output_size_option_resizes_the_written_video(lowlight, clip, tmp_path):
                  "--output-size", "36x64", "--max-frames", "5", "--quiet"]) == 0
     frames = _frames(out)
     assert len(frames) == 5 and frames[0].shape == (36, 64, 3)
+
+
+class _FailingSink:
+    """A sink whose disk fills up after two frames."""
+
+    stop_requested = False
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def write(self, image):
+        self.frames += 1
+        if self.frames > 2:
+            raise OSError(28, "No space left on device")
+
+    def pump(self):
+        pass
+
+
+def test_a_failing_output_stops_even_an_endless_live_source(lowlight, clip):
+    from runtime.video import Frame
+
+    class Endless:  # a camera that never ends
+        live, dropped, error, fps, frame_count, name = True, 0, None, 24.0, None, "endless"
+
+        def __init__(self):
+            self.image, self.index = _frames(clip)[0], 0
+
+        def start(self):
+            return self
+
+        def read(self, timeout=None):
+            self.index += 1
+            return Frame(self.index, self.image, time.monotonic())
+
+        def stop(self):
+            pass
+
+    started = time.monotonic()
+    with load(lowlight / "model.onnx") as runner, pytest.raises(OSError, match="No space"):
+        Pipeline(runner, EnhanceTask(), Endless(), _FailingSink()).run()
+    assert time.monotonic() - started < 60

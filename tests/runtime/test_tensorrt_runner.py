@@ -525,3 +525,17 @@ def test_executor_gives_the_frames_of_infer_with_host_conversion_on_a_gpu(tiny_e
             assert got.shape == want.shape
             difference = np.abs(got.astype(int) - want.astype(int))
             assert difference.max() <= 1 and (difference == 0).mean() > 0.999
+
+
+def test_the_cli_device_option_is_accepted_by_the_engine_runner(tmp_path):
+    """python -m runtime passes --device (auto by default) to whichever runner it loads."""
+    from runtime.errors import ModelError
+    from runtime.runners.tensorrt import TensorRTRunner
+
+    plan = tmp_path / "model.fp16.engine"
+    plan.write_bytes(b"plan")
+    sidecar = make_sidecar("10.13.0.35", "9.0")
+    assert TensorRTRunner(plan, sidecar, device="auto").device_index == 0
+    assert TensorRTRunner(plan, sidecar, device=1).device_index == 1
+    with pytest.raises(ModelError, match="CUDA GPU"):
+        TensorRTRunner(plan, sidecar, device="cpu")
