@@ -89,8 +89,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return payload
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", *, family: str | None = None,
+                    purpose: str | None = None) -> tuple[nn.Module, dict]:
     """Rebuild the model stored at ``path`` (a file, or a run folder holding ``best.ckpt``).
+
+    Args:
+        family: the family the caller needs; a checkpoint of another family is a CheckpointError
+            (checked before any weights are built).
+        purpose: what needs it (``--load_model``, ``render``), to start that error's message.
 
     Returns:
         ``(model, metadata)``: the model in eval mode on ``map_location`` and the ``edgelight``
@@ -98,6 +104,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """
     payload = read_checkpoint(path)
     meta = payload["edgelight"]
+    if family is not None and meta.get("family") != family:
+        article = "an" if family in ("ibr", "sfsnet") else "a"
+        raise CheckpointError(f"{purpose + ': ' if purpose else ''}{checkpoint_path(path)} holds a "
+                              f"{meta.get('family')!r} model ({meta.get('name')}); "
+                              f"expected {article} {family} checkpoint")
     try:
         get_entry(meta["name"])
     except ValueError as exc:

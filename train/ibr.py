@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cli import ArgumentParser, image_size, nonnegative_float, nonnegative_int, positive_float, positive_int, run
-from .errors import CheckpointError, UserError
+from .errors import UserError
 from .io import check_run_folder, clear_run_folder
 
 if TYPE_CHECKING:
@@ -625,14 +625,11 @@ def light_path(spec: str, frames: int, model) -> torch.Tensor:
 
 
 def _load_ibr(spec: str, device: str):
-    from .checkpoint import checkpoint_path, load_checkpoint, read_checkpoint
+    from .checkpoint import checkpoint_path, load_checkpoint
 
     path = checkpoint_path(spec)
-    meta = read_checkpoint(path)["edgelight"]
-    if meta.get("family") != "ibr":
-        raise CheckpointError(f"{path} holds a {meta.get('family')!r} model ({meta.get('name')}); "
-                              "render needs an ibr checkpoint from python -m train.ibr")
-    model, meta = load_checkpoint(path, map_location=device)
+    model, meta = load_checkpoint(path, map_location=device, family="ibr",
+                                  purpose="render (train one with python -m train.ibr)")
     return model, meta, path
 
 

@@ -274,10 +274,7 @@ def _load(path, device: str):
 
     from .checkpoint import load_checkpoint
 
-    model, meta = load_checkpoint(path, map_location=torch.device(device))
-    if meta["family"] != "lowlight":
-        raise UserError(f"{path} holds a '{meta['family']}' model ({meta['name']}); train.lowlight needs a lowlight checkpoint")
-    return model, meta
+    return load_checkpoint(path, map_location=torch.device(device), family="lowlight", purpose="train.lowlight")
 
 
 def _eval_set(data: str, stage: str, seed: int, size: int | None, require_high: bool = True):

@@ -41,9 +41,7 @@ def compose(sfsnet: str, unet: str | None, out: str, light: str = "point", srgb:
     for family, path in wanted.items():
         if path is None:
             raise UserError(f"a {light}-light chain needs --{family}")
-        model, meta = load_checkpoint(path)
-        if meta["family"] != family:
-            raise UserError(f"--{family} {path} holds a {meta['family']!r} model ({meta['name']}); expected {family}")
+        model, meta = load_checkpoint(path, family=family, purpose=f"--{family}")
         parts[family] = (model, meta, checkpoint_path(path))
     if "unet" in parts and parts["unet"][0].config.albedo_channels != 3:
         raise UserError(f"--unet {unet} takes {parts['unet'][0].config.albedo_channels}-channel albedo; "
@@ -122,9 +120,7 @@ def _infer_main(argv: Sequence[str] | None) -> int:
     from .models.sh import SH_PRESETS
 
     args = build_infer_parser().parse_args(argv)
-    model, meta = load_checkpoint(args.model)
-    if meta["family"] != "relight":
-        raise UserError(f"{args.model} holds a {meta['family']!r} model; infer needs a relight checkpoint (compose)")
+    model, meta = load_checkpoint(args.model, family="relight", purpose="infer (make one with compose)")
     kind = model.config.light
     if kind == "point":
         if args.light is None:
@@ -167,9 +163,7 @@ def _strip_main(argv: Sequence[str] | None) -> int:
     args = build_strip_parser().parse_args(argv)
     if args.steps < 1:
         raise UserError("--steps must be >= 1")
-    model, meta = load_checkpoint(args.model)
-    if meta["family"] != "relight":
-        raise UserError(f"{args.model} holds a {meta['family']!r} model; strip needs a relight checkpoint (compose)")
+    model, meta = load_checkpoint(args.model, family="relight", purpose="strip (make one with compose)")
     if args.input:
         frame = read_image(args.input)
     else:

@@ -144,9 +144,7 @@ def _prepare_data(args) -> tuple[dict, dict]:
 def _load_initial_weights(module, path: str) -> None:
     from .checkpoint import load_checkpoint
 
-    model, meta = load_checkpoint(path)
-    if meta["family"] != "sfsnet":
-        raise UserError(f"--load_model {path} holds a {meta['family']!r} model; expected an sfsnet checkpoint")
+    model, meta = load_checkpoint(path, family="sfsnet", purpose="--load_model")
     try:
         module.model.load_state_dict(model.state_dict())
     except RuntimeError:
@@ -404,9 +402,7 @@ def interpolate(argv: Sequence[str] | None) -> int:
     from .data.lowlight import IMAGE_EXTENSIONS, read_image
 
     args = build_interpolate_parser().parse_args(argv)
-    model, meta = load_checkpoint(args.model)
-    if meta["family"] != "sfsnet":
-        raise UserError(f"{args.model} holds a {meta['family']!r} model; interpolate needs an sfsnet checkpoint")
+    model, meta = load_checkpoint(args.model, family="sfsnet", purpose="interpolate")
     source = Path(args.input)
     if source.is_dir():  # the seed's interpolate.py takes a folder: one strip per image
         inputs = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)

@@ -27,14 +27,14 @@ training images: ``forward`` takes and returns linear HDR.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..data.ibr import hdr_to_normalised, normalised_to_hdr
-from .registry import register_model
+from .registry import config_dict, register_presets
 
 __all__ = ["IBRConfig", "ImageBasedRelighting", "IBR_PRESETS", "FEATURES"]
 
@@ -200,17 +200,7 @@ class ImageBasedRelighting(nn.Module):
 
     def config_dict(self) -> dict:
         """The full config as plain JSON-able values."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.config).items()}
+        return config_dict(self.config)
 
 
-def _builder(preset: str):
-    def build(**overrides) -> ImageBasedRelighting:
-        return ImageBasedRelighting(IBR_PRESETS[preset], **overrides)
-
-    build.__name__ = f"ibr_{preset}"
-    build.__doc__ = f"ImageBasedRelighting, '{preset}' preset."
-    return build
-
-
-for _preset in IBR_PRESETS:
-    register_model(_builder(_preset))
+register_presets("ibr", {preset: (ImageBasedRelighting, config) for preset, config in IBR_PRESETS.items()})

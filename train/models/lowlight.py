@@ -14,13 +14,13 @@ on space-to-depth blocks. Its cost per pixel is constant and it keeps full-resol
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import register_model
+from .registry import config_dict, register_presets
 
 __all__ = [
     "IllRecConfig", "EdgeConfig", "Separation", "SelfAttentionBlock", "CrossAttentionBlock",
@@ -290,7 +290,7 @@ class _ConfigMixin:
     config: object
 
     def config_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.config).items()}
+        return config_dict(self.config)
 
     def io_contract(self) -> dict:
         return _contract()
@@ -419,16 +419,4 @@ LOWLIGHT_PRESETS: dict[str, tuple[type, object]] = {
 }
 
 
-def _builder(preset: str):
-    cls, config = LOWLIGHT_PRESETS[preset]
-
-    def build(**overrides) -> nn.Module:
-        return cls(config, **overrides)
-
-    build.__name__ = f"lowlight_{preset}"
-    build.__doc__ = f"{cls.__name__}, '{preset}' preset."
-    return build
-
-
-for _preset in LOWLIGHT_PRESETS:
-    register_model(_builder(_preset))
+register_presets("lowlight", LOWLIGHT_PRESETS)

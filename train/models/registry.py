@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 
 from torch import nn
 
 from ..errors import UserError
 
-__all__ = ["ModelEntry", "UnknownModelError", "register_model", "create_model", "list_models", "get_entry"]
+__all__ = ["ModelEntry", "UnknownModelError", "register_model", "register_presets", "create_model", "list_models",
+           "get_entry", "config_dict"]
 
 
 class UnknownModelError(UserError):
@@ -82,3 +83,24 @@ def create_model(name: str, **config) -> nn.Module:
 def list_models(family: str | None = None) -> list[str]:
     """Sorted registered names, optionally only those of one family."""
     return sorted(k for k, e in _REGISTRY.items() if family is None or e.family == family)
+
+
+def register_presets(family: str, presets: Mapping[str, tuple[Callable[..., nn.Module], object]]) -> None:
+    """Register ``<family>_<preset>`` for every ``preset: (cls, config)``; it builds ``cls(config, **overrides)``."""
+    for preset, (cls, config) in presets.items():
+        register_model(_preset_builder(family, preset, cls, config))
+
+
+def _preset_builder(family: str, preset: str, cls: Callable[..., nn.Module],
+                    config: object) -> Callable[..., nn.Module]:
+    def build(**overrides) -> nn.Module:
+        return cls(config, **overrides)
+
+    build.__name__ = f"{family}_{preset}"
+    build.__doc__ = f"{cls.__name__}, '{preset}' preset."
+    return build
+
+
+def config_dict(config) -> dict:
+    """A config dataclass as plain JSON-able values (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}

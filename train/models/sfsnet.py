@@ -24,13 +24,13 @@ smooth gain, so texture comes from the frame instead of being regenerated from c
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import register_model
+from .registry import config_dict, register_presets
 from .sh import SH_COEFFICIENTS, sh_basis, sh_shading
 
 __all__ = ["SfSNetConfig", "SfSNet", "SFSNET_PRESETS", "SFSNET_OUTPUTS"]
@@ -234,17 +234,7 @@ class SfSNet(nn.Module):
 
     def config_dict(self) -> dict:
         """The full config as plain JSON-able values."""
-        return asdict(self.config)
+        return config_dict(self.config)
 
 
-def _builder(preset: str):
-    def build(**overrides) -> SfSNet:
-        return SfSNet(SFSNET_PRESETS[preset], **overrides)
-
-    build.__name__ = f"sfsnet_{preset}"
-    build.__doc__ = f"SfSNet with shading residue, '{preset}' preset."
-    return build
-
-
-for _preset in SFSNET_PRESETS:
-    register_model(_builder(_preset))
+register_presets("sfsnet", {preset: (SfSNet, config) for preset, config in SFSNET_PRESETS.items()})

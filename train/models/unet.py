@@ -3,13 +3,13 @@ relit image from per-pixel light distances, light cosines, albedo and normals.""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import register_model
+from .registry import config_dict, register_presets
 
 __all__ = ["UNetConfig", "ResidualBlock2D", "AttentionBlock2D", "RelightUNet", "UNET_PRESETS"]
 
@@ -172,17 +172,7 @@ class RelightUNet(nn.Module):
 
     def config_dict(self) -> dict:
         """The full config as plain JSON-able values."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.config).items()}
+        return config_dict(self.config)
 
 
-def _builder(preset: str):
-    def build(**overrides) -> RelightUNet:
-        return RelightUNet(UNET_PRESETS[preset], **overrides)
-
-    build.__name__ = f"unet_{preset}"
-    build.__doc__ = f"RelightUNet, '{preset}' preset."
-    return build
-
-
-for _preset in UNET_PRESETS:
-    register_model(_builder(_preset))
+register_presets("unet", {preset: (RelightUNet, config) for preset, config in UNET_PRESETS.items()})
