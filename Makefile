@@ -29,6 +29,7 @@ demo-unet: $(VENV)/.installed
 
 ## test: the test suite (CPU; GPU and TensorRT tests skip with their reason)
 test: $(VENV)/.installed
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 ## bench: parameter counts and CPU forward times of the presets

@@ -1,6 +1,6 @@
 """``python -m benchmarks``: see ``benchmarks.cli``."""
 
-from train.cli import run
+from runtime.core.cli import run
 
 from .cli import main
 

@@ -1,16 +1,18 @@
-"""The backends a benchmark compares, each a way to get a runtime runner for a prepared model.
+"""The rows a benchmark compares: each is a runtime backend (``runtime.backends``) with a precision and options.
 
-Every backend says why it cannot run on this machine (``unavailable``) instead of vanishing from
-the table. Runners come from ``runtime``: the numbers are those of the code users deploy.
+A row names the runtime backend that runs it, the artefact it loads (the checkpoint, the FP32 or FP16
+ONNX file, or an engine built for the requested sizes) and the runner options; its availability is
+the backend's own (``Backend.unavailable``) plus what the row needs on top (a CUDA GPU, an ONNX
+Runtime execution provider). Runners come from the runtime's registry: the numbers are those of the
+code users deploy, and a new runtime backend is benchmarked by adding a row here, not a code path.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-__all__ = ["Backend", "BACKENDS", "backend_names"]
+__all__ = ["Row", "BACKENDS", "backend_names"]
 
 
 def _cuda_reason() -> str | None:
@@ -22,105 +24,94 @@ def _cuda_reason() -> str | None:
 
 
 def _provider_reason(provider: str) -> str | None:
-    try:
-        import onnxruntime
-    except ImportError:
-        return "onnxruntime is not installed"
+    import onnxruntime
+
     if provider not in onnxruntime.get_available_providers():
         return f"this onnxruntime has no {provider} (install onnxruntime-gpu on an NVIDIA machine)"
-    return _cuda_reason() if provider != "CPUExecutionProvider" else None
-
-
-def _tensorrt_reason() -> str | None:
-    from export.engine import unavailable_reason
-
-    reason = unavailable_reason()
-    if reason:
-        return reason
-    from runtime.cuda import available_libs
-
-    return None if available_libs() else "no CUDA library for the runtime (pip install cuda-python or pycuda)"
+    return None
 
 
 @dataclass(frozen=True)
-class Backend:
-    """One row kind: a runner factory, its precision, and what it needs."""
+class Row:
+    """One row kind of the benchmark table.
+
+    Args:
+        name: the ``--backends`` value (``ort-cuda-fp16``).
+        label: the table's wording.
+        backend: the runtime backend that runs it (``onnxruntime``).
+        precision: ``fp32`` or ``fp16``.
+        artefact: what it loads: ``checkpoint``, ``onnx``, ``onnx_fp16`` or ``engine``.
+        device: ``cpu``, ``cuda`` or ``auto`` (the reference runs where PyTorch finds a GPU).
+        options: runner options (``runtime.backends.OPTIONS``) besides ``threads``.
+        provider: the ONNX Runtime execution provider it needs, if any.
+    """
 
     name: str
     label: str
+    backend: str
     precision: str
+    artefact: str
     device: str
-    reason: Callable[[], str | None]
-    make: Callable
+    options: dict = field(default_factory=dict)
+    provider: str | None = None
 
     def unavailable(self) -> str | None:
-        """Why this backend cannot run here, or None."""
-        return self.reason()
+        """Why this row cannot run here, or None."""
+        from runtime.backends import get_backend
+
+        reason = get_backend(self.backend).unavailable()
+        if reason is None and self.provider:
+            reason = _provider_reason(self.provider)
+        if reason is None and self.device == "cuda":
+            reason = _cuda_reason()
+        return reason
+
+    def make(self, prepared, shapes: list[tuple[int, int]], cache: Path, threads: int | None):
+        """The runner for ``prepared`` (not yet active)."""
+        from runtime.backends import get_backend
+
+        backend = get_backend(self.backend)
+        options = {**self.options, "threads": threads if "threads" in backend.options else None}
+        if self.artefact == "engine":
+            return backend.create(_engine(prepared, shapes, cache), **options)
+        return backend.create(getattr(prepared, self.artefact), **options)
 
 
-def _torch(fp16: bool = False, graphs: bool = False, device: str = "auto"):
-    def make(prepared, shapes, cache: Path, threads: int | None):
-        from runtime.runners.torch import TorchRunner
-
-        return TorchRunner(prepared.checkpoint, device=device, fp16=fp16, cuda_graphs=graphs, threads=threads)
-
-    return make
-
-
-def _ort(provider: str, fp16: bool):
-    def make(prepared, shapes, cache: Path, threads: int | None):
-        from runtime.runners.onnxruntime import OnnxRuntimeRunner
-
-        return OnnxRuntimeRunner(prepared.onnx_fp16 if fp16 else prepared.onnx, providers=(provider,), threads=threads)
-
-    return make
-
-
-def _engine(prepared, shapes: list[tuple[int, int]], cache: Path, threads: int | None):
-    """Build (or reuse) an FP16 engine whose profile covers ``shapes``, then its runner."""
-    import json
-
-    from export.engine import Profile, build_engine, compute_capability, tensorrt_version
-    from export.sidecar import read_sidecar, sidecar_path
-    from runtime.runners.tensorrt import TensorRTRunner
+def _engine(prepared, shapes: list[tuple[int, int]], cache: Path) -> Path:
+    """Build (or reuse) an FP16 engine whose profile covers ``shapes``, with its sidecar; return its path."""
+    from export.engine import Profile, build_engine
+    from runtime.core.io import write_json
+    from runtime.core.sidecar import file_sha256, make_profile, read_sidecar, sidecar_path
 
     high = (max(h for h, _ in shapes), max(w for _, w in shapes))
     low = (min(h for h, _ in shapes), min(w for _, w in shapes))
-    profile = {}
-    for spec in prepared.contract["inputs"]:
-        if "shape" in spec:
-            k = int(spec["shape"][1])
-            profile[spec["name"]] = ((1, k), (1, k), (1, k))
-        else:
-            c = int(spec["channels"])
-            profile[spec["name"]] = ((1, c, *low), (1, c, *high), (1, c, *high))
+    profile = make_profile(prepared.contract, low, high, high, 1)
     plan = prepared.onnx_fp16.with_name(f"model.fp16.{high[0]}x{high[1]}.engine")
-    build = build_engine(prepared.onnx_fp16, plan, Profile(profile), cache_dir=cache / "engines",
-                         timing_cache=cache / "timing.cache", progress=False, log=lambda s: None)
-    sidecar = read_sidecar(prepared.onnx_fp16)
-    sidecar.update(artefact=plan.name, kind="engine", profile=Profile(profile).to_dict(),
-                   tensorrt={"version": tensorrt_version(), "compute_capability": compute_capability(),
-                             "cache_key": build.cache_key, "version_compatible": False, "hardware_compatible": False})
-    sidecar_path(plan).write_text(json.dumps(sidecar, indent=1))
-    return TensorRTRunner(plan, sidecar)
+    build = build_engine(prepared.onnx_fp16, plan, Profile({n: (p.min, p.opt, p.max) for n, p in profile.items()}),
+                         cache_dir=cache / "engines", timing_cache=cache / "timing.cache", progress=False,
+                         log=lambda s: None)
+    sidecar = read_sidecar(prepared.onnx_fp16).replace(
+        artefact=plan.name, kind="engine", profile=profile, sha256=file_sha256(plan), size_bytes=plan.stat().st_size,
+        tensorrt={"version": build.trt_version, "compute_capability": build.compute_capability,
+                  "cache_key": build.cache_key})
+    write_json(sidecar_path(plan), sidecar.to_dict())
+    return plan
 
 
 BACKENDS = (
-    Backend("torch", "PyTorch eager FP32 (reference)", "fp32", "auto", lambda: None, _torch()),
-    Backend("torch-fp16", "PyTorch eager FP16", "fp16", "cuda", _cuda_reason, _torch(fp16=True, device="cuda")),
-    Backend("torch-fp16-graphs", "PyTorch FP16 + CUDA graphs", "fp16", "cuda", _cuda_reason,
-            _torch(fp16=True, graphs=True, device="cuda")),
-    Backend("ort-cpu", "ONNX Runtime CPU FP32", "fp32", "cpu", lambda: _provider_reason("CPUExecutionProvider"),
-            _ort("cpu", False)),
-    Backend("ort-cpu-fp16", "ONNX Runtime CPU FP16", "fp16", "cpu", lambda: _provider_reason("CPUExecutionProvider"),
-            _ort("cpu", True)),
-    Backend("ort-cuda", "ONNX Runtime CUDA FP32", "fp32", "cuda", lambda: _provider_reason("CUDAExecutionProvider"),
-            _ort("cuda", False)),
-    Backend("ort-cuda-fp16", "ONNX Runtime CUDA FP16", "fp16", "cuda",
-            lambda: _provider_reason("CUDAExecutionProvider"), _ort("cuda", True)),
-    Backend("ort-tensorrt", "ONNX Runtime TensorRT EP FP16", "fp16", "cuda",
-            lambda: _provider_reason("TensorrtExecutionProvider"), _ort("tensorrt", True)),
-    Backend("tensorrt", "TensorRT engine FP16", "fp16", "cuda", _tensorrt_reason, _engine),
+    Row("torch", "PyTorch eager FP32 (reference)", "torch", "fp32", "checkpoint", "auto"),
+    Row("torch-fp16", "PyTorch eager FP16", "torch", "fp16", "checkpoint", "cuda", {"device": "cuda", "fp16": True}),
+    Row("torch-fp16-graphs", "PyTorch FP16 + CUDA graphs", "torch", "fp16", "checkpoint", "cuda",
+        {"device": "cuda", "fp16": True, "cuda_graphs": True}),
+    Row("ort-cpu", "ONNX Runtime CPU FP32", "onnxruntime", "fp32", "onnx", "cpu", {"device": "cpu"}),
+    Row("ort-cpu-fp16", "ONNX Runtime CPU FP16", "onnxruntime", "fp16", "onnx_fp16", "cpu", {"device": "cpu"}),
+    Row("ort-cuda", "ONNX Runtime CUDA FP32", "onnxruntime", "fp32", "onnx", "cuda", {"providers": ("cuda",)},
+        "CUDAExecutionProvider"),
+    Row("ort-cuda-fp16", "ONNX Runtime CUDA FP16", "onnxruntime", "fp16", "onnx_fp16", "cuda", {"providers": ("cuda",)},
+        "CUDAExecutionProvider"),
+    Row("ort-tensorrt", "ONNX Runtime TensorRT EP FP16", "onnxruntime", "fp16", "onnx_fp16", "cuda",
+        {"providers": ("tensorrt",)}, "TensorrtExecutionProvider"),
+    Row("tensorrt", "TensorRT engine FP16", "tensorrt", "fp16", "engine", "cuda"),
 )
 
 

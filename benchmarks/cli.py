@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train.cli import ArgumentParser, nonnegative_int, positive_int
+from runtime.core.cli import ArgumentParser, nonnegative_int, positive_int
 
 from .backends import BACKENDS, backend_names
 from .models import DEFAULT_MODELS, parse_resolution
@@ -183,26 +183,24 @@ def _artefact_size(runner) -> int | None:
     return Path(path).stat().st_size if path and Path(path).is_file() else None
 
 
-def _e2e(runner, prepared, size: tuple[int, int], frames: int, clips: Path) -> dict | None:
-    """The runtime pipeline on a generated clip (decode, fit, infer, encode to MP4): FPS and stage stats."""
+def _e2e(runner, size: tuple[int, int], frames: int, clips: Path) -> dict | None:
+    """The runtime pipeline on a generated clip (decode, fit, infer, encode to MP4): FPS and stage stats.
+
+    The model's task (from its sidecar) says which clip it takes; tasks without one (``ibr``) and
+    families no task drives have no end-to-end row.
+    """
     from runtime import Pipeline
     from runtime.democlip import make_demo_clip
-    from runtime.tasks import EnhanceTask, RelightTask
+    from runtime.tasks import task_for
     from runtime.video import open_sink, open_source
-    from train.lighting import point_light_path, sh_light_path
 
-    family = prepared.meta["family"]
-    if family == "lowlight":
-        task, kind = EnhanceTask(), "lowlight"
-    elif family == "relight":
-        sh = prepared.meta["config"].get("light") == "sh"
-        lights = sh_light_path("orbit", 60)[0] if sh else point_light_path("orbit", 60)
-        task, kind = RelightTask(lights=np.asarray(lights, np.float32)), "faces"
-    else:
+    kind = task_for(runner)
+    if kind is None or kind.demo_clip is None:
         return None
-    clip = clips / f"{kind}-{size[0]}x{size[1]}-{frames}.mp4"
+    task = kind.for_benchmark(runner, frames)
+    clip = clips / f"{kind.demo_clip}-{size[0]}x{size[1]}-{frames}.mp4"
     if not clip.is_file():
-        make_demo_clip(clip, kind=kind, frames=frames, size=size)
+        make_demo_clip(clip, kind=kind.demo_clip, frames=frames, size=size)
     with tempfile.TemporaryDirectory() as tmp:
         source = open_source(clip)
         sink = open_sink(Path(tmp) / "out.mp4", fps=source.fps)
@@ -227,8 +225,8 @@ def _floor(model, size: tuple[int, int], precision: str, peaks: dict | None) -> 
 
 def run_benchmarks(args) -> dict:
     """Measure every requested row; return the results (the JSON written to ``results.json``)."""
-    from export.inputs import sample_inputs
-    from export.parity import run_torch
+    from train.families import sample_inputs
+    from runtime.runners.torch import TorchRunner
     from train.checkpoint import load_checkpoint
 
     from .floor import cpu_peaks, gpu_peaks
@@ -252,9 +250,10 @@ def run_benchmarks(args) -> dict:
     for spec in args.models:
         prepared = prepare(spec, cache)
         model, meta = load_checkpoint(prepared.checkpoint)
+        reference_runner = TorchRunner(prepared.checkpoint, device="cpu", channels_last=False).activate()
         for size in sizes:
             feeds = sample_inputs(meta, 1, *size, seed=0)
-            reference = run_torch(model, feeds, meta["contract"])
+            reference = reference_runner.infer(feeds)
             reference_p50 = None
             for backend in runnable:
                 print(f"  {meta['name']} {size[0]}x{size[1]} {backend.name} ...", file=sys.stderr, flush=True)
@@ -268,7 +267,7 @@ def run_benchmarks(args) -> dict:
                     with _PeakRSS() as rss, runner:
                         times = _time(runner, feeds, args.warmup, args.iters)
                         outputs = runner.infer(feeds)
-                        summary = _e2e(runner, prepared, size, args.e2e_frames, cache / "clips") \
+                        summary = _e2e(runner, size, args.e2e_frames, cache / "clips") \
                             if args.e2e_frames else None
                 except Exception as exc:  # one failing row must not lose the others
                     errors.append({"model": meta["name"], "backend": backend.name, "resolution": list(size),
@@ -301,6 +300,7 @@ def run_benchmarks(args) -> dict:
                                 "frames": summary["frames"], "e2e_fps": summary["fps"], "infer_fps": row["fps"],
                                 "efficiency_pct": 100 * summary["fps"] / row["fps"],
                                 "stages": {k: v["p50_ms"] for k, v in summary["stages"].items()}})
+        reference_runner.deactivate()
     return {"command": " ".join(["python -m benchmarks", *sys.argv[1:]]), "environment": env,
             "peaks": {"cpu": host_peaks, "gpu": device_peaks}, "unavailable": unavailable, "errors": errors,
             "rows": rows, "e2e": e2e}
@@ -313,17 +313,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     parent = next((p for p in [out, *out.parents] if p.exists()), None)
     if out.exists() and not out.is_dir() or (parent is not None and not os.access(parent, os.W_OK)):
-        from train.errors import UserError
+        from runtime.core.errors import UserError
 
         raise UserError(f"--out {out}: not a writable folder")
     try:
         results = run_benchmarks(args)
     except ValueError as exc:
-        from train.errors import UserError
+        from runtime.core.errors import UserError
 
         raise UserError(str(exc)) from None
     out.mkdir(parents=True, exist_ok=True)
-    from train.io import atomic_path, write_json
+    from runtime.core.io import atomic_path, write_json
 
     write_json(out / "results.json", results)
     with atomic_path(out / "results.md") as tmp:

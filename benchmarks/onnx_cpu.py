@@ -35,8 +35,8 @@ def measure(folder: Path, height: int, width: int, iters: int, threads: int) -> 
     import onnxruntime as ort
     import torch
 
-    from export.inputs import sample_inputs
-    from export.sidecar import read_sidecar
+    from train.families import sample_inputs
+    from runtime.core.sidecar import read_sidecar
     from train.checkpoint import load_checkpoint
 
     meta = read_sidecar(folder / "model.onnx")

@@ -30,15 +30,12 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _task(name: str, runner):
-    from runtime.tasks import EnhanceTask, RelightTask
-    from train.lighting import point_light_path, sh_light_path
+def _task(name: str | None, runner):
+    from runtime.tasks import get_task
 
-    if name == "enhance":
-        return EnhanceTask()
-    sh = runner.sidecar["config"].get("light") == "sh"
-    lights = sh_light_path("orbit", 120)[0] if sh else point_light_path("orbit", 120)
-    return RelightTask(lights=np.asarray(lights, np.float32))
+    kind = get_task(name or runner.sidecar.task or "")
+    kind.check_model(runner)
+    return kind.for_benchmark(runner, 120)
 
 
 class _Replay:
@@ -69,7 +66,10 @@ class _Replay:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline_cpu", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="export folder, ONNX file or checkpoint")
-    p.add_argument("--task", choices=["enhance", "relight"], default="enhance")
+    from runtime.tasks import get_task, list_tasks
+
+    p.add_argument("--task", choices=[t for t in list_tasks() if get_task(t).video_input],
+                   help="the task to run (default: the one the model's sidecar names)")
     p.add_argument("--clip", required=True, help="input video (e.g. python -m runtime demo-clip)")
     p.add_argument("--iters", type=int, default=50, help="inference-only runs")
     p.add_argument("--frames", type=int, default=0, help="frames for the memory run (0: skip it)")

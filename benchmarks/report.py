@@ -110,7 +110,7 @@ def plot(results: dict, path: Path) -> Path | None:
     rows = results["rows"]
     if not rows:
         return None
-    from train.io import atomic_path
+    from runtime.core.io import atomic_path
 
     models = list(dict.fromkeys(r["model"] for r in rows))
     sizes = list(dict.fromkeys(tuple(r["resolution"]) for r in rows))

@@ -14,19 +14,20 @@ and the model's multiply-accumulates (and, for FP32, the floor this CPU allows: 
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
 
 import numpy as np
 import pytest
 
-BACKENDS = {
-    # label: (runtime backend, precision, what the runner loads)
-    "torch-fp32": ("torch", "fp32", "checkpoint"),
-    "ort-cpu-fp32": ("onnxruntime", "fp32", "onnx"),
-    "ort-cpu-fp16": ("onnxruntime", "fp16", "onnx_fp16"),
-}
+BACKENDS = {"torch-fp32": "torch", "ort-cpu-fp32": "ort-cpu", "ort-cpu-fp16": "ort-cpu-fp16"}
+"""Test id (as in earlier saved runs) -> the ``benchmarks.backends`` row it times, on the CPU."""
+
+
+def _row(backend: str):
+    from benchmarks.backends import BACKENDS as ROWS
+
+    return next(row for row in ROWS if row.name == BACKENDS[backend])
 
 
 def pytest_generate_tests(metafunc):
@@ -38,26 +39,10 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize(("model_spec", "resolution", "backend"), cases, ids=["-".join(c) for c in cases])
 
 
-def _unavailable(backend: str) -> str | None:
-    """Why ``backend`` cannot run on this machine, or None."""
-    kind = BACKENDS[backend][0]
-    if kind == "torch":
-        if importlib.util.find_spec("torch") is None:
-            return "PyTorch is not installed (pip install 'edgelight[train]')"
-        return None
-    if importlib.util.find_spec("onnxruntime") is None:
-        return "onnxruntime is not installed (pip install 'edgelight[cpu]')"
-    import onnxruntime
-
-    if "CPUExecutionProvider" not in onnxruntime.get_available_providers():
-        return f"this onnxruntime has no CPUExecutionProvider ({onnxruntime.get_available_providers()})"
-    return None
-
-
 @pytest.fixture(scope="session")
 def feeds():
     """``feeds(prepared, height, width)``: realistic batch-1 inputs, generated once per model and size."""
-    from export.inputs import sample_inputs
+    from train.families import sample_inputs
 
     done: dict[tuple, dict] = {}
 
@@ -103,17 +88,17 @@ def test_speed(benchmark, request, model_spec, resolution, backend, prepared, fe
     from benchmarks.models import parse_resolution
     from runtime import load
 
-    reason = _unavailable(backend)
+    row = _row(backend)
+    reason = row.unavailable()
     if reason:
         pytest.skip(f"{backend}: {reason}")
-    kind, precision, artefact = BACKENDS[backend]
+    kind, precision = row.backend, row.precision
     model = prepared(model_spec)
     height, width = parse_resolution(resolution)
     inputs = feeds(model, height, width)
     cost = costs(model, height, width, precision)
 
-    options = {"device": "cpu", "providers": "cpu", "threads": bench_threads}
-    with load(getattr(model, artefact), kind, **options) as runner:
+    with load(getattr(model, row.artefact), kind, **{**row.options, "device": "cpu", "threads": bench_threads}) as runner:
         for _ in range(2):  # warm-up: allocations, thread pools, first-run graph work
             outputs = runner.infer(inputs)
         for spec in model.contract["outputs"]:

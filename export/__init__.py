@@ -8,8 +8,9 @@ Each step is a function you can call alone; ``python -m export`` chains them:
 * ``export.engine.build_engine``: a strongly typed TensorRT network (TensorRT 10 and 11), one
   optimisation profile, a timing cache and an engine cache;
 * ``export.parity.compare``: max abs error, PSNR, NaN/Inf against the PyTorch FP32 reference on
-  realistic inputs (``export.inputs.sample_inputs``);
-* ``export.sidecar``: the JSON next to every artefact (stdlib only: the runtime reads it);
+  realistic inputs (``train.families.sample_inputs``), both sides run by the runtime's own runners;
+* ``runtime.core.sidecar``: the typed JSON next to every artefact (written here, read by every runner);
+* ``export.report``: the closing table and ``export_report.md``;
 * ``export.triton``: a Triton Inference Server model repository.
 
 Importing this package imports neither torch nor TensorRT; each step imports what it needs.

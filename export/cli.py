@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from train.cli import ArgumentParser, positive_float, positive_int, run
+from runtime.core.cli import ArgumentParser, positive_float, positive_int, run
 
 __all__ = ["build_parser", "main"]
 
@@ -106,7 +106,8 @@ def _table(rows: list[tuple[str, ...]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .parity import Thresholds
-    from .pipeline import ExportOptions, run_export, summary_rows
+    from .pipeline import ExportOptions, run_export
+    from .report import summary_rows
 
     import onnx
 

@@ -22,19 +22,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import numpy as np
 
-from train.io import atomic_path
+from runtime.core.io import atomic_path
 
-from .sidecar import file_sha256
+from runtime.core.sidecar import file_sha256
 
 if TYPE_CHECKING:
     import tensorrt
 
 __all__ = ["EngineError", "Profile", "EngineBuild", "unavailable_reason", "tensorrt_version", "compute_capability",
-           "cache_key", "build_engine", "run_engine"]
+           "cache_key", "build_engine"]
 
 Shape = tuple[int, ...]
 
@@ -170,7 +169,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, p
             instead of rebuilt when the ONNX file, TensorRT version, GPU, profile and options match.
         version_compatible: build a plan that later TensorRT versions of the same major can run
             (``BuilderFlag.VERSION_COMPATIBLE``). Such a plan embeds the lean runtime, which is host
-            code: the loading runtime must allow it (``run_engine(..., allow_host_code=True)``).
+            code: the loading runtime must allow it (the runtime's TensorRT runner allows it for version-compatible plans).
         exclude_lean_runtime: with ``version_compatible``, leave the lean runtime out of the plan
             (``BuilderFlag.EXCLUDE_LEAN_RUNTIME``); a newer runtime then loads the build version's lean
             runtime library with ``Runtime.load_runtime``.
@@ -300,64 +299,3 @@ def _progress_monitor(log: Callable[[str], object]) -> tensorrt.IProgressMonitor
                 self._depth.pop(phase_name, None)
 
     return Monitor()
-
-
-def run_engine(engine_path: str | os.PathLike, feeds: Mapping[str, np.ndarray], *,
-               allow_host_code: bool = False) -> dict[str, np.ndarray]:
-    """Run an engine plan once on the GPU (for parity checks): NumPy inputs in, NumPy outputs out.
-
-    Args:
-        engine_path: the plan file. Only load plans you trust: they are executable code.
-        feeds: one array per engine input, by name, in a shape within the engine's profile; arrays
-            are cast to the engine's input types.
-        allow_host_code: let the runtime load plans that embed host code, such as version-compatible
-            plans that include the lean runtime.
-
-    Returns:
-        Every engine output by name, as NumPy arrays of the engine's output types.
-
-    Raises:
-        EngineError: the plan does not load here (another TensorRT version or GPU), an input is
-            missing or outside the profile, or execution fails.
-    """
-    import tensorrt as trt
-    import torch
-
-    engine_path = Path(engine_path)
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-    runtime.engine_host_code_allowed = allow_host_code
-    engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
-    if engine is None:
-        raise EngineError(f"TensorRT {trt.__version__} could not load {engine_path}: it was built for another "
-                          "TensorRT version or GPU, or it embeds host code (allow_host_code); rebuild it here")
-    context = engine.create_execution_context()
-    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-    inputs = [name for name in names if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT]
-    outputs = [name for name in names if engine.get_tensor_mode(name) == trt.TensorIOMode.OUTPUT]
-    if missing := sorted(set(inputs) - set(feeds)):
-        raise EngineError(f"no input array for {missing}; the engine's inputs are {inputs}")
-
-    def dtype(name: str) -> np.dtype:
-        return np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
-
-    device = torch.device("cuda")
-    buffers: dict[str, Any] = {}
-    for name in inputs:
-        array = np.ascontiguousarray(feeds[name], dtype=dtype(name))
-        if not context.set_input_shape(name, array.shape):
-            raise EngineError(f"input {name!r} of shape {array.shape} is outside the engine's optimisation profile")
-        buffers[name] = torch.from_numpy(array).to(device)
-    for name in outputs:
-        dims = context.get_tensor_shape(name)
-        shape = tuple(dims[i] for i in range(len(dims)))
-        if any(d < 0 for d in shape):
-            raise EngineError(f"output {name!r} has a data-dependent shape {shape}, which run_engine does not support")
-        buffers[name] = torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype(name))).dtype, device=device)
-    for name, tensor in buffers.items():
-        context.set_tensor_address(name, tensor.data_ptr())
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())  # the input copies were queued on the current stream
-    if not context.execute_async_v3(stream.cuda_stream):
-        raise EngineError(f"TensorRT failed to run {engine_path} (its errors are printed above)")
-    stream.synchronize()
-    return {name: buffers[name].cpu().numpy() for name in outputs}

@@ -44,7 +44,7 @@ def export_onnx(model, meta: dict, example: dict[str, np.ndarray], path: str | o
         model: the PyTorch model in eval mode (``load_checkpoint``'s first result).
         meta: its checkpoint metadata; the contract names the inputs and outputs and is stored in
             the file's ``metadata_props`` under ``edgelight``.
-        example: one realistic input batch (``export.inputs.sample_inputs``), used for tracing. Its
+        example: one realistic input batch (``train.families.sample_inputs``), used for tracing. Its
             batch must be at least 2: ``torch.export`` specialises dimensions of size 1.
         opset: the ONNX opset of the default domain.
         min_side, max_side, max_batch: bounds of the dynamic height, width and batch.

@@ -1,5 +1,8 @@
 """Parity of an exported artefact with the PyTorch FP32 reference: max abs error, PSNR, NaN and Inf.
 
+Both sides run through the runtime's own runners (``TorchRunner`` for the reference; the ONNX Runtime
+and TensorRT runners for the artefacts), so parity is measured on the code users deploy.
+
 Every output is compared on the scale its contract gives it. Its peak (the PSNR's signal) is the
 width of the contract's value range when both ends are finite (1 for images in 0..1, 2 for unit
 normals) and otherwise the reference's own range (HDR images, SH coefficients). The FP32 bound on
@@ -13,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["Thresholds", "OutputParity", "compare", "run_torch", "run_onnx", "output_peak"]
+__all__ = ["Thresholds", "OutputParity", "compare", "output_peak"]
 
 
 @dataclass(frozen=True)
@@ -99,29 +102,3 @@ def compare(artefact: str, precision: str, reference: dict[str, np.ndarray], can
         results.append(OutputParity(artefact, name, list(ref.shape), max_abs, psnr, peak, nonfinite, not reason,
                                     reason))
     return results
-
-
-def run_torch(model, feeds: dict[str, np.ndarray], contract: dict) -> dict[str, np.ndarray]:
-    """The PyTorch FP32 reference outputs, named by the contract."""
-    import torch
-
-    with torch.no_grad():
-        out = model(*(torch.from_numpy(feeds[spec["name"]]) for spec in contract["inputs"]))
-    out = out if isinstance(out, (tuple, list)) else (out,)
-    return {spec["name"]: t.float().numpy() for spec, t in zip(contract["outputs"], out)}
-
-
-def run_onnx(path, feeds: dict[str, np.ndarray], threads: int = 0) -> dict[str, np.ndarray]:
-    """Outputs of the ONNX file at ``path`` in ONNX Runtime on the CPU, cast to FP32.
-
-    Inputs are cast to whatever type the graph declares (FP16 with ``--fp16-io``).
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    kinds = {i.name: (np.float16 if i.type == "tensor(float16)" else np.float32) for i in session.get_inputs()}
-    outputs = session.run(None, {name: feeds[name].astype(kinds[name]) for name in kinds})
-    return {o.name: v.astype(np.float32) for o, v in zip(session.get_outputs(), outputs)}

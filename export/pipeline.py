@@ -21,15 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from train.errors import UserError
+from runtime.core.errors import UserError
+from runtime.core.io import atomic_path, write_text
+from runtime.core.sidecar import MAX_SIDE, MIN_SIDE, Sidecar, file_sha256, make_profile, sidecar_path
 
-from .parity import Thresholds, compare, run_onnx, run_torch
-from .sidecar import FORMAT, file_sha256, sidecar_path, validate_sidecar
+from .parity import Thresholds, compare
+from .report import hw as _hw
+from .report import markdown
 
 __all__ = ["ExportOptions", "ExportError", "run_export", "parse_shape", "MIN_SIDE", "MAX_SIDE"]
-
-MIN_SIDE, MAX_SIDE = 16, 8192
-"""Bounds of the dynamic height and width of every exported ONNX file."""
 
 
 class ExportError(UserError):
@@ -103,10 +103,6 @@ class ExportOptions:
         return engine.unavailable_reason()
 
 
-def _hw(shape) -> str:
-    return "x".join(str(v) for v in shape)
-
-
 def _cache_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgelight" / "tensorrt"
 
@@ -139,7 +135,7 @@ def _versions(**extra) -> dict:
     import onnxruntime
     import torch
 
-    from train import __version__
+    from runtime.core import __version__
 
     return {"edgelight": __version__, "torch": torch.__version__.split("+")[0], "onnx": onnx.__version__,
             "onnxruntime": onnxruntime.__version__, **extra}
@@ -155,20 +151,6 @@ def _dynamic(meta: dict, max_batch: int) -> dict:
             shape[axis] = label
         shapes[spec["name"]] = shape
     return {"shapes": shapes, "batch": [1, max_batch], "height": [MIN_SIDE, MAX_SIDE], "width": [MIN_SIDE, MAX_SIDE]}
-
-
-def _profile(meta: dict, options: ExportOptions) -> dict:
-    """Per input: min / opt / max full shapes (batch 1 / 1 / max_batch)."""
-    profile = {}
-    for spec in meta["contract"]["inputs"]:
-        if "shape" in spec:
-            k = int(spec["shape"][1])
-            profile[spec["name"]] = {"min": [1, k], "opt": [1, k], "max": [options.max_batch, k]}
-        else:
-            c = int(spec["channels"])
-            profile[spec["name"]] = {"min": [1, c, *options.min_shape], "opt": [1, c, *options.opt_shape],
-                                     "max": [options.max_batch, c, *options.max_shape]}
-    return profile
 
 
 def _size(path: Path) -> str:
@@ -213,7 +195,11 @@ def run_export(options: ExportOptions) -> dict:
     """
     from . import engine as trt_engine
     from .fp16 import convert_fp16, precision_summary
-    from .inputs import sample_inputs
+    from runtime.runners.onnxruntime import OnnxRuntimeRunner
+    from runtime.runners.tensorrt import TensorRTRunner
+    from runtime.runners.torch import TorchRunner
+    from train.families import get_family, sample_inputs
+
     from .onnx_export import export_onnx
 
     options.check()
@@ -242,11 +228,22 @@ def run_export(options: ExportOptions) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", suffix=".tmp", dir=out))
     artefacts: list[_Artefact] = []
+    profile = make_profile(contract, options.min_shape, options.opt_shape, options.max_shape, options.max_batch)
+    assets = get_family(meta["family"]).assets(meta, ckpt)
+
+    def check(art: _Artefact, runner_class, **runner_options) -> list:
+        """Parity of a staged artefact, run by the runtime's own runner for it (as users will run it)."""
+        with runner_class(art.path, _sidecar(art, meta, ckpt, ckpt_sha, options, profile, assets),
+                          **runner_options) as runner:
+            return [r for f, ref in zip(feeds, references)
+                    for r in compare(art.label, art.precision, ref, runner.infer(f), contract, options.thresholds)]
+
     try:
         t0 = log.stage(f"realistic inputs for {meta['name']} at "
                        f"{', '.join(_hw(s) for s in options.parity_shapes)} (BxHxW)")
         feeds = [sample_inputs(meta, *shape, seed=i) for i, shape in enumerate(options.parity_shapes)]
-        references = [run_torch(model, f, contract) for f in feeds]
+        with TorchRunner(ckpt, device="cpu", channels_last=False) as reference:
+            references = [reference.infer(f) for f in feeds]
         trace = sample_inputs(meta, 2, *options.min_shape, seed=99)  # batch 2: torch.export specialises 1
         log(f"PyTorch FP32 reference: {time.perf_counter() - t0:.1f} s")
 
@@ -257,9 +254,7 @@ def run_export(options: ExportOptions) -> dict:
         except Exception as exc:  # an exporter failure is the model's, not the user's: report it whole
             raise RuntimeError(f"torch.onnx.export failed for {meta['name']}: {exc}") from exc
         fp32.seconds = time.perf_counter() - t0
-        fp32.parity = [r for f, ref in zip(feeds, references)
-                       for r in compare(fp32.label, "fp32", ref, run_onnx(fp32.path, f, options.threads), contract,
-                                        options.thresholds)]
+        fp32.parity = check(fp32, OnnxRuntimeRunner, device="cpu", threads=options.threads or None)
         fp32.status = "built" if fp32.passed else "failed"
         log(f"{_size(fp32.path)}, checker ok, parity {fp32.parity_text()} ({fp32.seconds:.1f} s)")
         artefacts.append(fp32)
@@ -277,9 +272,7 @@ def run_export(options: ExportOptions) -> dict:
             half.seconds = time.perf_counter() - t0
             summary = precision_summary(half.path)
             half.extra["fp16"] = summary
-            half.parity = [r for f, ref in zip(feeds, references)
-                           for r in compare(half.label, "fp16", ref, run_onnx(half.path, f, options.threads), contract,
-                                            options.thresholds)]
+            half.parity = check(half, OnnxRuntimeRunner, device="cpu", threads=options.threads or None)
             if summary["compute"] and not summary["fp16_compute"]:
                 half.note = "no convolution or matmul runs in FP16"
             half.status = "built" if half.passed and not half.note else "failed"
@@ -290,7 +283,6 @@ def run_export(options: ExportOptions) -> dict:
             last = half
 
         engine_label = f"{stem}.{last.precision}.engine" if last.precision == "fp16" else f"{stem}.engine"
-        profile = _profile(meta, options)
         if reason is None and last.status == "built":
             t0 = log.stage(f"TensorRT engine from {last.label}: strongly typed, profile "
                            f"{_hw(options.min_shape)} / {_hw(options.opt_shape)} / {_hw(options.max_shape)}, "
@@ -300,7 +292,7 @@ def run_export(options: ExportOptions) -> dict:
             cache_dir = Path(options.cache_dir) if options.cache_dir else _cache_home() / "engines"
             timing = (Path(options.timing_cache) if options.timing_cache
                       else _cache_home() / f"timing-sm{cc.replace('.', '')}-trt{version}.cache")
-            shapes = {name: (tuple(p["min"]), tuple(p["opt"]), tuple(p["max"])) for name, p in profile.items()}
+            shapes = {name: (p.min, p.opt, p.max) for name, p in profile.items()}
             build = trt_engine.build_engine(
                 last.path, plan.path, trt_engine.Profile(shapes), workspace_gb=options.workspace_gb,
                 timing_cache=timing, cache_dir=cache_dir, version_compatible=options.version_compatible,
@@ -311,11 +303,7 @@ def run_export(options: ExportOptions) -> dict:
                 "cache_key": build.cache_key, "version_compatible": options.version_compatible,
                 "hardware_compatible": options.hardware_compatible, "workspace_gb": options.workspace_gb,
                 "timing_cache": str(timing), "reused": build.reused}
-            host_code = options.version_compatible  # such plans embed the lean runtime
-            plan.parity = [r for f, ref in zip(feeds, references)
-                           for r in compare(plan.label, plan.precision, ref,
-                                            trt_engine.run_engine(plan.path, f, allow_host_code=host_code),
-                                            contract, options.thresholds)]
+            plan.parity = check(plan, TensorRTRunner)
             plan.status = ("reused" if build.reused else "built") if plan.passed else "failed"
             log(f"{_size(plan.path)}, {'reused from the engine cache' if build.reused else 'built'}, "
                 f"parity {plan.parity_text()} ({plan.seconds:.1f} s)")
@@ -325,14 +313,9 @@ def run_export(options: ExportOptions) -> dict:
             artefacts.append(_Artefact(engine_label, "engine", last.precision, status="not built", note=why))
 
         t0 = log.stage(f"sidecars, report{' and Triton repository' if options.triton_repo else ''} -> {out}")
-        assets = _assets(meta, ckpt, out)
-        for art in artefacts:
-            art.extra.update({"assets": assets} if assets else {})
-        sidecars = {}
-        for art in artefacts:
-            if art.path is None:
-                continue
-            sidecars[art.label] = _sidecar(art, meta, ckpt, ckpt_sha, options, profile)
+        _copy_assets(assets, out)
+        sidecars = {art.label: _sidecar(art, meta, ckpt, ckpt_sha, options, profile, assets)
+                    for art in artefacts if art.path is not None}
         # Artefacts of an earlier export in --out go first: a folder holds one coherent set, never a
         # new model.onnx beside an old model.fp16.onnx that the runtime might pick.
         for old in [*out.glob("model.onnx"), *out.glob("model.*.onnx"), *out.glob("model.engine"),
@@ -343,14 +326,14 @@ def run_export(options: ExportOptions) -> dict:
             if art.path is not None and art.status in ("built", "reused"):
                 os.replace(art.path, out / art.label)
                 art.path = out / art.label
-                _write_json(sidecar_path(art.path), sidecars[art.label])
+                _write_json(sidecar_path(art.path), sidecars[art.label].to_dict())
             elif art.path is not None:
                 art.path = None
         if options.triton_repo:
             _triton(options, meta, artefacts, sidecars)
         report = _report(options, meta, ckpt, ckpt_sha, artefacts, time.perf_counter() - started, out)
         _write_json(out / "export_report.json", report)
-        _write_text(out / "export_report.md", _markdown(report))
+        write_text(out / "export_report.md", markdown(report))
         return report
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -358,19 +341,12 @@ def run_export(options: ExportOptions) -> dict:
             out.rmdir()
 
 
-def _assets(meta: dict, ckpt: Path, out: Path) -> dict:
-    """Files a model needs besides its weights, copied next to the artefacts: an ibr capture's average image."""
-    if meta["family"] != "ibr":
-        return {}
-    average = ckpt.parent / "average.npy"
-    if not average.is_file():
-        return {}
-    from train.io import atomic_path
-
-    if average.resolve() != (out / "average.npy").resolve():
-        with atomic_path(out / "average.npy") as tmp:
-            shutil.copyfile(average, tmp)
-    return {"average": "average.npy"}
+def _copy_assets(assets: dict[str, Path], out: Path) -> None:
+    """Copy the files a model needs besides its weights (its family's ``assets``) next to the artefacts."""
+    for source in assets.values():
+        if source.resolve() != (out / source.name).resolve():
+            with atomic_path(out / source.name) as tmp:
+                shutil.copyfile(source, tmp)
 
 
 def _split_keep(path: Path, names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -388,23 +364,24 @@ def _split_keep(path: Path, names: tuple[str, ...]) -> tuple[tuple[str, ...], tu
     return ops, tuple(n for n in names if n in nodes)
 
 
-def _sidecar(art: _Artefact, meta: dict, ckpt: Path, ckpt_sha: str, options: ExportOptions, profile: dict) -> dict:
+def _sidecar(art: _Artefact, meta: dict, ckpt: Path, ckpt_sha: str, options: ExportOptions, profile: dict,
+             assets: dict[str, Path]) -> Sidecar:
     extra_versions = {"tensorrt": art.extra["tensorrt"]["version"]} if "tensorrt" in art.extra else {}
-    data = {
-        "format": FORMAT, "artefact": art.label, "kind": art.kind, "sha256": file_sha256(art.path),
-        "size_bytes": art.path.stat().st_size, "precision": art.precision,
-        "io_precision": "fp16" if options.fp16_io and art.precision == "fp16" else "fp32",
-        "name": meta["name"], "family": meta["family"], "preset": meta["preset"], "config": meta["config"],
-        "contract": meta["contract"], "opset": options.opset, "dynamic": _dynamic(meta, options.max_batch),
-        "profile": profile,
-        "source": {"checkpoint": str(ckpt.resolve()), "sha256": ckpt_sha, "metrics": meta.get("metrics", {})},
-        "parity": {"passed": art.passed, "thresholds": asdict(options.thresholds),
-                   "results": [p.to_dict() for p in art.parity]},
-        **{k: v for k, v in art.extra.items()},
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "versions": _versions(**extra_versions),
-    }
-    return validate_sidecar(json.loads(json.dumps(data, default=_json_default)))
+    sidecar = Sidecar(
+        artefact=art.label, kind=art.kind, sha256=file_sha256(art.path), size_bytes=art.path.stat().st_size,
+        precision=art.precision, io_precision="fp16" if options.fp16_io and art.precision == "fp16" else "fp32",
+        name=meta["name"], family=meta["family"], task=meta.get("task"), preset=meta["preset"],
+        config=meta["config"], contract=meta["contract"], opset=options.opset,
+        dynamic=_dynamic(meta, options.max_batch), profile=profile,
+        source={"checkpoint": str(ckpt.resolve()), "sha256": ckpt_sha, "metrics": meta.get("metrics", {})},
+        parity={"passed": art.passed, "thresholds": asdict(options.thresholds),
+                "results": [p.to_dict() for p in art.parity]},
+        assets={name: path.name for name, path in assets.items()}, fp16=art.extra.get("fp16"),
+        tensorrt=None, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        versions=_versions(**extra_versions))
+    if "tensorrt" in art.extra:
+        sidecar = sidecar.replace(tensorrt=art.extra["tensorrt"])
+    return Sidecar.from_dict(json.loads(json.dumps(sidecar.to_dict(), default=_json_default)))
 
 
 def _triton(options: ExportOptions, meta: dict, artefacts: list[_Artefact], sidecars: dict) -> None:
@@ -427,15 +404,8 @@ def _json_default(value):
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-def _write_text(path: Path, text: str) -> None:
-    from train.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
 def _write_json(path: Path, data: dict) -> None:
-    _write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+    write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def _report(options, meta, ckpt, ckpt_sha, artefacts, seconds, out) -> dict:
@@ -461,52 +431,3 @@ def _report(options, meta, ckpt, ckpt_sha, artefacts, seconds, out) -> dict:
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(), "python": sys.version.split()[0],
     }
-
-
-def summary_rows(report: dict) -> list[tuple[str, ...]]:
-    """(artefact, size, precision, parity, time) per artefact, for the CLI's closing table."""
-    rows = []
-    for row in report["artefacts"]:
-        size = f"{row['size_bytes'] / 1e6:.2f} MB" if row["size_bytes"] else "-"
-        parity = row["parity"] if row["status"] != "not built" else f"not built: {row['note']}"
-        if row["status"] == "failed" and row["note"]:
-            parity = f"FAIL: {row['note']}" if row["parity"].startswith("pass") else row["parity"]
-        rows.append((row["artefact"], size, row["precision"], parity,
-                     f"{row['seconds']:.1f} s" if row["status"] != "not built" else "-"))
-    return rows
-
-
-def _markdown(report: dict) -> str:
-    lines = [f"# Export report: {report['name']}", "",
-             f"- checkpoint: `{report['checkpoint']}` (sha256 `{report['checkpoint_sha256'][:16]}...`)",
-             f"- result: {'**passed**' if report['passed'] else '**FAILED**: ' + ', '.join(report['failed'])}",
-             f"- profile (HxW): min {_hw(report['profile']['min'])}, opt {_hw(report['profile']['opt'])}, "
-             f"max {_hw(report['profile']['max'])}, batch 1..{report['profile']['max_batch']}",
-             f"- parity inputs (BxHxW, from the family's data generator): "
-             f"{', '.join(_hw(s) for s in report['parity_shapes'])}",
-             f"- thresholds: FP32 max abs error {report['thresholds']['fp32_max_abs']:g}, "
-             f"FP16 PSNR >= {report['thresholds']['fp16_min_psnr']:g} dB",
-             f"- created {report['created']}, {report['seconds']} s; versions: "
-             + ", ".join(f"{k} {v}" for k, v in report["versions"].items()), "",
-             "| artefact | size | precision | parity | time |", "|---|---|---|---|---|"]
-    lines += ["| " + " | ".join(r) + " |" for r in summary_rows(report)]
-    lines += ["", "## Parity per output", "",
-              "| artefact | output | shape | max abs error | PSNR (dB) | NaN/Inf | result |",
-              "|---|---|---|---|---|---|---|"]
-    for row in report["artefacts"]:
-        for p in row["parity_results"]:
-            psnr = "identical" if p["psnr"] is None else f"{p['psnr']:.1f}"
-            lines.append(f"| {row['artefact']} | {p['output']} | {_hw(p['shape'])} | {p['max_abs']:.3g} | {psnr} | "
-                         f"{p['nonfinite']} | {'pass' if p['passed'] else 'FAIL: ' + p['reason']} |")
-    for row in report["artefacts"]:
-        if "fp16" in row:
-            s = row["fp16"]
-            lines += ["", f"## FP16 compute in {row['artefact']}", "",
-                      f"- FP16: {s['fp16_compute']} of {s['compute']} convolutions and matmuls "
-                      f"({', '.join(f'{k} {v}' for k, v in s['fp16'].items()) or 'none'})",
-                      f"- kept FP32: {', '.join(f'{k} {v}' for k, v in s['kept_fp32'].items()) or 'none'}",
-                      f"- inputs and outputs: {', '.join(f'{k} {v}' for k, v in s['io'].items())}"]
-    for row in report["artefacts"]:
-        if row["status"] == "not built":
-            lines += ["", f"## {row['artefact']}: not built", "", f"{row['note']}."]
-    return "\n".join(lines) + "\n"

@@ -16,6 +16,8 @@ import os
 import shutil
 from pathlib import Path
 
+from runtime.core.sidecar import Sidecar
+
 __all__ = ["config_pbtxt", "write_triton_model"]
 
 _TYPES = {"fp32": "TYPE_FP32", "fp16": "TYPE_FP16"}
@@ -28,7 +30,7 @@ def _dims(spec: dict) -> list[int]:
     return [int(spec["channels"]), -1, -1]
 
 
-def config_pbtxt(model_name: str, backend: str, sidecar: dict, max_batch_size: int) -> str:
+def config_pbtxt(model_name: str, backend: str, sidecar: Sidecar, max_batch_size: int) -> str:
     """The ``config.pbtxt`` text for one artefact, from its sidecar.
 
     Args:
@@ -37,14 +39,14 @@ def config_pbtxt(model_name: str, backend: str, sidecar: dict, max_batch_size: i
         sidecar: the artefact's sidecar (contract and I/O precision).
         max_batch_size: the largest batch Triton may form (an engine's profile maximum).
     """
-    dtype = _TYPES[sidecar["io_precision"]]
+    dtype = _TYPES[sidecar.io_precision]
 
     def block(kind: str, specs: list[dict]) -> str:
         rows = [f'  {{\n    name: "{s["name"]}"\n    data_type: {dtype}\n'
                 f'    dims: [ {", ".join(map(str, _dims(s)))} ]\n  }}' for s in specs]
         return f"{kind} [\n" + ",\n".join(rows) + "\n]"
 
-    contract = sidecar["contract"]
+    contract = sidecar.contract
     filename = "model.onnx" if backend == "onnxruntime" else "model.plan"
     return "\n".join([
         f'name: "{model_name}"',
@@ -60,7 +62,7 @@ def config_pbtxt(model_name: str, backend: str, sidecar: dict, max_batch_size: i
     ])
 
 
-def write_triton_model(repo: str | os.PathLike, model_name: str, artefact: str | os.PathLike, sidecar: dict,
+def write_triton_model(repo: str | os.PathLike, model_name: str, artefact: str | os.PathLike, sidecar: Sidecar,
                        backend: str, max_batch_size: int) -> Path:
     """Write ``repo/model_name`` (config and version 1) for ``artefact``, replacing an older one.
 

@@ -1,6 +1,6 @@
 """``python -m runtime``: see ``runtime.cli``."""
 
-from train.cli import run
+from .core.cli import run
 
 from .cli import main
 

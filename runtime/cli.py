@@ -21,25 +21,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from train.cli import ArgumentParser, image_size, nonnegative_float, positive_float, positive_int
-
-from .errors import UserError
+from .backends import list_backends
+from .core.cli import ArgumentParser, image_size, positive_float, positive_int
+from .core.errors import UserError
 
 __all__ = ["main", "build_parser"]
-
-
-def _vector(count: int):
-    def parse(text: str) -> tuple[float, ...]:
-        try:
-            values = tuple(float(v) for v in text.split(","))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {count} comma-separated numbers") from None
-        if len(values) != count:
-            raise argparse.ArgumentTypeError(f"{text!r}: expected {count} comma-separated numbers")
-        return values
-
-    parse.__name__ = "light"
-    return parse
 
 
 def _common(p: ArgumentParser, *, video_input: bool = True) -> None:
@@ -54,16 +40,19 @@ def _common(p: ArgumentParser, *, video_input: bool = True) -> None:
     p.add_argument("--show", action="store_true", help="show the frames in a window (q or Esc stops)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     b = p.add_argument_group("backend")
-    b.add_argument("--backend", choices=["auto", "tensorrt", "onnxruntime", "torch"], default="auto",
-                   help="auto: by the model's suffix (an export folder: its engine if TensorRT is installed, "
+    b.add_argument("--backend", choices=["auto", *list_backends()], default="auto",
+                   help="auto: by the model's suffix (an export folder: its engine if TensorRT can run here, "
                         "else ONNX)")
     b.add_argument("--providers", metavar="LIST",
                    help="ONNX Runtime execution providers in order, e.g. tensorrt,cuda,cpu (default: those installed)")
     b.add_argument("--threads", type=positive_int, help="CPU threads for ONNX Runtime or PyTorch (default: all cores)")
-    b.add_argument("--cuda-lib", choices=["auto", "pycuda", "cuda-python"], default="auto",
-                   help="CUDA layer for TensorRT engines (auto: cuda-python, else pycuda)")
-    b.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="PyTorch checkpoints: device")
+    b.add_argument("--cuda-lib", choices=["auto", "pycuda", "cuda-python"],
+                   help="CUDA layer for TensorRT engines (default: cuda-python, else pycuda)")
+    b.add_argument("--device", metavar="DEVICE",
+                   help="auto, cpu, cuda or cuda:N (default: auto; TensorRT engines run on the GPU)")
     b.add_argument("--fp16", action="store_true", help="PyTorch checkpoints: run in half precision (CUDA)")
+    b.add_argument("--cuda-graphs", action="store_true",
+                   help="PyTorch checkpoints and TensorRT engines: replay CUDA graphs per input shape")
     b.add_argument("--depth", type=positive_int, default=2, help="frames in flight on the GPU (at least 2)")
     s = p.add_argument_group("source and statistics")
     if video_input:
@@ -81,39 +70,23 @@ def _common(p: ArgumentParser, *, video_input: bool = True) -> None:
 
 
 def build_parser() -> ArgumentParser:
+    from .democlip import KINDS
+    from .tasks import get_task, list_tasks
+
     p = ArgumentParser(prog="python -m runtime",
                        description="Enhance or relight video in real time, or render a captured scene.\n\n"
                        + __doc__.split("\n\n", 1)[1].replace("``", ""))
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    e = sub.add_parser("enhance", help="low-light enhancement of a video, camera or stream (lowlight models)",
-                       formatter_class=p.formatter_class, description="Enhance low-light video with a lowlight model.")
-    _common(e)
-    e.add_argument("--smooth", type=nonnegative_float, default=0.0, metavar="A",
-                   help="temporal smoothing of the estimated illumination against flicker: 0 off .. 0.9 strong")
-    r = sub.add_parser("relight", help="relight a video, camera or stream (relight models)",
-                       formatter_class=p.formatter_class, description="Relight video with a relight chain.")
-    _common(r)
-    light = r.add_mutually_exclusive_group()
-    light.add_argument("--light", type=_vector(3), metavar="X,Y,Z",
-                       help="a fixed point light (relight_point): x right, y down over the frame (-1..1), z height")
-    light.add_argument("--sh", metavar="NAME",
-                       help="a named SH light (relight_sh): front, left, right, top, bottom, ambient")
-    light.add_argument("--light-path", metavar="PATH",
-                       help="orbit or sweep; a CSV with x,y,z columns (point lights); for SH models also a comma list "
-                            "of SH light names to blend through (default: orbit)")
-    r.add_argument("--period", type=positive_int, default=120, help="frames per cycle of --light-path")
-    i = sub.add_parser("ibr", help="render a captured scene along a light path (ibr models)",
-                       formatter_class=p.formatter_class, description="Render an ibr model's scene under moving light.")
-    _common(i, video_input=False)
-    i.add_argument("--light-path", default="orbit", metavar="PATH",
-                   help="orbit, sweep or a CSV with x,y columns in capture units")
-    i.add_argument("--frames", type=positive_int, default=120, help="frames to render")
-    i.add_argument("--average", metavar="FILE.npy", help="the capture's average image (default: the export's asset)")
-    i.add_argument("--white", type=positive_float, help="linear value shown as white (default: from the average)")
+    for name in list_tasks():
+        task = get_task(name)
+        t = sub.add_parser(name, help=task.help, formatter_class=p.formatter_class,
+                           description=(task.__doc__ or task.help).split("\n\n")[0])
+        _common(t, video_input=task.video_input)
+        task.add_arguments(t)
     d = sub.add_parser("demo-clip", help="write a generated demo clip (moving content, changing light)",
                        formatter_class=p.formatter_class, description="Write a generated demo clip.")
     d.add_argument("--out", required=True, metavar="PATH", help="video file to write (.mp4)")
-    d.add_argument("--kind", choices=["lowlight", "faces"], default="lowlight",
+    d.add_argument("--kind", choices=KINDS, default=KINDS[0],
                    help="lowlight: a dark, noisy scene for enhance; faces: a well-lit one for relight")
     d.add_argument("--frames", type=positive_int, default=150, help="frames")
     d.add_argument("--size", type=image_size, default=(360, 640), metavar="HxW", help="frame size (default: 360x640)")
@@ -125,57 +98,10 @@ def build_parser() -> ArgumentParser:
 def _runner(args):
     from .load import load
 
-    providers = tuple(v.strip() for v in args.providers.split(",")) if args.providers else None
-    return load(args.model, args.backend, providers=providers, threads=args.threads, cuda_lib=args.cuda_lib,
-                device=args.device, fp16=args.fp16 or None)
-
-
-def _task(args, runner):
-    import numpy as np
-
-    from .tasks import EnhanceTask, IBRTask, RelightTask
-
-    if args.command == "enhance":
-        return EnhanceTask(smoothing=args.smooth)
-    if args.command == "relight":
-        from train.lighting import point_light_path, read_light_csv, sh_light_path, sh_preset
-
-        sh = runner.sidecar["config"].get("light") == "sh"
-        if args.light is not None:
-            lights = np.asarray([args.light], np.float32)
-        elif args.sh is not None:
-            try:
-                lights = sh_preset(args.sh)[None]
-            except ValueError as exc:
-                raise UserError(str(exc)) from None
-        else:
-            spec = args.light_path or "orbit"
-            if sh:
-                lights, _ = sh_light_path(spec, args.period)
-            elif spec in ("orbit", "sweep"):
-                lights = point_light_path(spec, args.period)
-            else:
-                lights = read_light_csv(spec, ("x", "y", "z")).astype(np.float32)
-        return RelightTask(lights=np.asarray(lights, np.float32))
-    from train.lighting import ibr_light_path
-
-    config = runner.sidecar["config"]
-    average = _average(args, runner)
-    lights = ibr_light_path(args.light_path, args.frames, config["light_low"], config["light_high"])
-    return IBRTask(average=average, lights=lights, white=args.white)
-
-
-def _average(args, runner):
-    from train.ibr import read_average
-
-    assets = runner.sidecar.get("assets", {})
-    folder = Path(runner.sidecar.get("source", {}).get("checkpoint", "."))
-    path = Path(args.average) if args.average else None
-    if path is None and "average" in assets:
-        path = Path(args.model if Path(args.model).is_dir() else Path(args.model).parent) / assets["average"]
-    if path is None:
-        path = folder.parent / "average.npy"
-    return read_average(path)
+    options = {"providers": tuple(v.strip() for v in args.providers.split(",")) if args.providers else None,
+               "threads": args.threads, "cuda_lib": args.cuda_lib, "device": args.device,
+               "fp16": args.fp16 or None, "cuda_graphs": args.cuda_graphs or None}
+    return load(args.model, args.backend, **options)
 
 
 def _demo_clip(args) -> int:
@@ -186,9 +112,6 @@ def _demo_clip(args) -> int:
     path = make_demo_clip(args.out, kind=args.kind, frames=args.frames, size=args.size, fps=args.fps, seed=args.seed)
     print(f"wrote {args.frames} frames of {args.size[0]}x{args.size[1]} at {args.fps:g} fps to {path}")
     return 0
-
-
-_FAMILIES = {"enhance": "lowlight", "relight": "relight", "ibr": "ibr"}
 
 
 def _check_outputs(args) -> None:
@@ -214,22 +137,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo-clip":
         return _demo_clip(args)
-    from .errors import TaskError
     from .pipeline import Pipeline
+    from .tasks import get_task
     from .video import open_sink, open_source
 
     _check_outputs(args)
     runner = _runner(args)
-    if runner.family != _FAMILIES[args.command]:  # before reading the family's own settings from the sidecar
-        hint = next((c for c, f in _FAMILIES.items() if f == runner.family), None)
-        raise TaskError(f"{runner.sidecar.get('artefact', runner.name)} is a {runner.family!r} model ({runner.name}); "
-                        f"'{args.command}' needs a {_FAMILIES[args.command]} model"
-                        + (f" (use python -m runtime {hint})" if hint else ""))
-    task = _task(args, runner)
+    kind = get_task(args.command)
+    kind.check_model(runner)  # before reading the task's own settings from the sidecar
+    task = kind.from_args(args, runner)
     source = sink = None
     ok = False
     try:
-        if args.command != "ibr":
+        if kind.video_input:
             source = open_source(args.input, live=args.live, reconnects=args.reconnects, timeout=args.timeout)
         fps = args.fps or (source.fps if source is not None else 30.0)
         pipeline = Pipeline(runner, task, source, None, max_frames=getattr(args, "max_frames", None),

@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from .cuda.base import TENSOR_DTYPES, Cuda, DeviceBuffer, Event, HostBuffer, Stream
-from .errors import ModelError
+from .cuda.base import Cuda, DeviceBuffer, Event, HostBuffer, Stream
+from .cuda.kernels import TENSOR_DTYPES
+from .core.errors import ModelError
 
 __all__ = ["CudaFrameExecutor", "STAGES"]
 

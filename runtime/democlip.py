@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import UserError
+from .core.errors import UserError
 from .video import VideoFileSink
 
 __all__ = ["make_demo_clip", "KINDS"]

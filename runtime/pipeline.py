@@ -45,8 +45,8 @@ class Pipeline:
         sink: a ``runtime.video.Sink``; None to discard the output (still timed).
         max_frames: stop after this many frames (live sources run until stopped otherwise).
         progress: show a progress bar for sources of known length.
-        gpu: ``auto`` uses the overlapped GPU executor when the runner is a TensorRT engine; ``off``
-            never does.
+        gpu: ``auto`` uses the overlapped GPU executor when the runner's backend has the ``cuda_executor``
+            capability (TensorRT engines); ``off`` never does.
         depth: frames in flight on the GPU executor (at least 2).
     """
 
@@ -92,8 +92,10 @@ class Pipeline:
     # -- a whole source ------------------------------------------------------------------------------
 
     def _executor(self):
-        """The overlapped GPU executor, when it applies (a TensorRT runner and an image task)."""
-        if self.gpu == "off" or self.runner.backend != "tensorrt" or self.source is None:
+        """The overlapped GPU executor, when it applies (a backend that can be driven by it, and an image task)."""
+        from .backends import capabilities
+
+        if self.gpu == "off" or self.source is None or "cuda_executor" not in capabilities(self.runner.backend):
             return None
         from .cuda_executor import CudaFrameExecutor
 

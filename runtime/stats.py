@@ -119,7 +119,7 @@ class Stats:
 
     def write_json(self, path: str | os.PathLike) -> None:
         """Write :meth:`summary` as JSON, atomically."""
-        from train.io import write_json  # standard library only
+        from .core.io import write_json  # standard library only
 
         write_json(path, self.summary())
 

@@ -1,35 +1,61 @@
 """What the runtime does with a model: enhance frames, relight frames, or render a captured scene.
 
-A task checks the model's sidecar (a low-light model given to ``relight`` is an error), turns a
-uint8 BGR frame into the model's inputs and its outputs back into a frame, and fits frames into
-the shapes the model accepts (an engine's optimisation profile) and back to their own size.
+A task is declared once (``register_task``): its name is the ``python -m runtime`` subcommand, it
+adds its own options to that command and builds itself from them, and it says which clip the
+benchmarks feed it. A model's sidecar names the task that drives it (from its family's
+registration), so the runtime never keeps a table of families: a low-light model given to
+``relight`` is refused with one line naming the right command.
+
+A task turns a uint8 BGR frame into the model's inputs and its outputs back into a frame, and fits
+frames into the shapes the model accepts (an engine's optimisation profile) and back to their own size.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from .errors import TaskError, UserError
+from .core.cli import positive_float, positive_int
+from .core.color import frame_to_tensor, linear_to_srgb, tensor_to_frame
+from .core.errors import TaskError, UserError
+from .core.io import read_float_image
 from .runners.base import Runner
 
-__all__ = ["Task", "EnhanceTask", "RelightTask", "IBRTask", "Fit", "fit_frame", "frame_to_tensor", "tensor_to_frame"]
+__all__ = ["Task", "EnhanceTask", "RelightTask", "IBRTask", "Fit", "fit_frame", "register_task", "get_task",
+           "list_tasks", "task_for"]
 
 log = logging.getLogger("runtime")
 
-
-def frame_to_tensor(frame: np.ndarray) -> np.ndarray:
-    """uint8 HxWx3 BGR -> float32 1x3xHxW RGB in 0..1."""
-    return np.ascontiguousarray(frame[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) * np.float32(1 / 255)
+_TASKS: dict[str, type[Task]] = {}
 
 
-def tensor_to_frame(tensor: np.ndarray) -> np.ndarray:
-    """float 1x3xHxW (or 3xHxW) RGB in 0..1 -> uint8 HxWx3 BGR, clipped and rounded."""
-    chw = tensor[0] if tensor.ndim == 4 else tensor
-    rgb = np.clip(chw.transpose(1, 2, 0).astype(np.float32, copy=False), 0.0, 1.0)
-    return np.ascontiguousarray((rgb[..., ::-1] * 255.0 + 0.5).astype(np.uint8))
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: add a task under ``cls.name``; registering a name twice is an error."""
+    if cls.name in _TASKS:
+        raise ValueError(f"task {cls.name!r} is already registered")
+    _TASKS[cls.name] = cls
+    return cls
+
+
+def list_tasks() -> list[str]:
+    return list(_TASKS)
+
+
+def get_task(name: str) -> type[Task]:
+    try:
+        return _TASKS[name]
+    except KeyError:
+        raise TaskError(f"unknown task {name!r}; the runtime has {', '.join(_TASKS)}") from None
+
+
+def task_for(runner: Runner) -> type[Task] | None:
+    """The task class that drives ``runner``'s model (its sidecar's ``task``), or None."""
+    return _TASKS.get(runner.sidecar.task) if runner.sidecar.task else None
 
 
 @dataclass(frozen=True)
@@ -77,33 +103,59 @@ def fit_frame(size: tuple[int, int], low: tuple[int, int], high: tuple[int, int]
 
 @dataclass
 class Task:
-    """Base class: the families a task takes, and how frames become inputs and outputs become frames."""
+    """Base class: how frames become inputs and outputs become frames, and the task's own CLI options.
 
-    name: str = "task"
-    families: tuple[str, ...] = ()
+    Subclasses set ``name`` (the subcommand and the sidecar's ``task``), ``help``, ``video_input``
+    (False for tasks that make their own frames) and ``demo_clip`` (the ``runtime.democlip`` kind the
+    benchmarks feed it, or None), and register with ``@register_task``.
+    """
+
+    name: ClassVar[str] = "task"
+    help: ClassVar[str] = ""
+    video_input: ClassVar[bool] = True
+    demo_clip: ClassVar[str | None] = None
     image_input: str = "image"
     output: str = ""
     _fits: dict = field(default_factory=dict, repr=False)
     _warned: bool = field(default=False, repr=False)
 
+    # -- declared per task ----------------------------------------------------------------------------------
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add the task's own options to its ``python -m runtime`` subcommand."""
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, runner: Runner) -> Task:
+        """The task as the command line asks for it (``runner`` is checked to be this task's model first)."""
+        return cls()
+
+    @classmethod
+    def for_benchmark(cls, runner: Runner, frames: int) -> Task:
+        """The task with the settings the benchmarks' end-to-end rows use."""
+        return cls()
+
+    # -- shared -----------------------------------------------------------------------------------------------
+
+    @classmethod
+    def check_model(cls, runner: Runner) -> None:
+        """Raise TaskError unless ``runner``'s sidecar names this task."""
+        if runner.sidecar.task != cls.name:
+            other = runner.sidecar.task
+            hint = f" (use python -m runtime {other})" if other in _TASKS else \
+                " (no runtime task drives it; it is a part of a chain)"
+            raise TaskError(f"{runner.sidecar.artefact} is a {runner.family!r} model ({runner.name}); "
+                            f"'{cls.name}' needs a model of its task{hint}")
+
     def check(self, runner: Runner) -> None:
-        """Raise TaskError unless ``runner``'s model is one of this task's families."""
-        if runner.family not in self.families:
-            wanted = " or ".join(self.families)
-            hint = {"lowlight": "enhance", "relight": "relight", "ibr": "ibr"}.get(runner.family)
-            raise TaskError(f"{runner.sidecar.get('artefact', runner.name)} is a {runner.family!r} model "
-                            f"({runner.name}); '{self.name}' needs a {wanted} model"
-                            + (f" (use python -m runtime {hint})" if hint else ""))
+        """Raise TaskError unless ``runner``'s model is driven by this task; pick its output."""
+        self.check_model(runner)
         self.output = self.output or runner.contract["outputs"][0]["name"]
 
     def limits(self, runner: Runner) -> tuple[tuple[int, int], tuple[int, int]]:
         """The smallest and largest (H, W) the model accepts for its image input: an engine's profile,
         an ONNX file's dynamic range."""
-        dynamic = runner.sidecar.get("dynamic")
-        if runner.sidecar.get("kind") == "onnx" and dynamic:
-            return (dynamic["height"][0], dynamic["width"][0]), (dynamic["height"][1], dynamic["width"][1])
-        shapes = runner.profile[self.image_input]
-        return tuple(shapes["min"][2:]), tuple(shapes["max"][2:])
+        return runner.sidecar.image_limits(self.image_input)
 
     def fit(self, runner: Runner, size: tuple[int, int]) -> Fit:
         if size not in self._fits:
@@ -131,6 +183,7 @@ class Task:
         return frame
 
 
+@register_task
 @dataclass
 class EnhanceTask(Task):
     """Low-light enhancement; optionally smooths the estimated illumination over time against flicker.
@@ -141,14 +194,27 @@ class EnhanceTask(Task):
             1/8 resolution; each frame is then ``input / smoothed illumination``.
     """
 
-    name: str = "enhance"
-    families: tuple[str, ...] = ("lowlight",)
+    name: ClassVar[str] = "enhance"
+    help: ClassVar[str] = "low-light enhancement of a video, camera or stream"
+    demo_clip: ClassVar[str | None] = "lowlight"
     smoothing: float = 0.0
     _illumination: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.smoothing < 1.0:
             raise UserError(f"--smooth must be in [0, 1), got {self.smoothing}")
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        from .core.cli import nonnegative_float
+
+        parser.add_argument("--smooth", type=nonnegative_float, default=0.0, metavar="A",
+                            help="temporal smoothing of the estimated illumination against flicker: 0 off .. 0.9 "
+                                 "strong")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, runner: Runner) -> Task:
+        return cls(smoothing=args.smooth)
 
     def finish(self, frame: np.ndarray, fitted: np.ndarray) -> np.ndarray:
         if not self.smoothing:
@@ -168,6 +234,21 @@ class EnhanceTask(Task):
         return np.ascontiguousarray(np.clip(source / full + 0.5, 0, 255).astype(np.uint8))
 
 
+def _vector(count: int):
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {count} comma-separated numbers") from None
+        if len(values) != count:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {count} comma-separated numbers")
+        return values
+
+    parse.__name__ = "light"
+    return parse
+
+
+@register_task
 @dataclass
 class RelightTask(Task):
     """Relighting with a ``relight`` chain: one light per frame from a fixed light or a path.
@@ -176,9 +257,50 @@ class RelightTask(Task):
         lights: (F, 3) point lights or (F, 27) SH lights; frame i uses row i mod F.
     """
 
-    name: str = "relight"
-    families: tuple[str, ...] = ("relight",)
+    name: ClassVar[str] = "relight"
+    help: ClassVar[str] = "relight a video, camera or stream"
+    demo_clip: ClassVar[str | None] = "faces"
     lights: np.ndarray = field(default_factory=lambda: np.zeros((1, 3), np.float32))
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        light = parser.add_mutually_exclusive_group()
+        light.add_argument("--light", type=_vector(3), metavar="X,Y,Z",
+                           help="a fixed point light (relight_point): x right, y down over the frame (-1..1), z height")
+        light.add_argument("--sh", metavar="NAME",
+                           help="a named SH light (relight_sh): front, left, right, top, bottom, ambient")
+        light.add_argument("--light-path", metavar="PATH",
+                           help="orbit or sweep; a CSV with x,y,z columns (point lights); for SH models also a comma "
+                                "list of SH light names to blend through (default: orbit)")
+        parser.add_argument("--period", type=positive_int, default=120, help="frames per cycle of --light-path")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, runner: Runner) -> Task:
+        from .core.lighting import point_light_path, read_light_csv, sh_light_path, sh_preset
+
+        if args.light is not None:
+            lights = np.asarray([args.light], np.float32)
+        elif args.sh is not None:
+            try:
+                lights = sh_preset(args.sh)[None]
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+        else:
+            spec = args.light_path or "orbit"
+            if _takes_sh(runner):
+                lights, _ = sh_light_path(spec, args.period)
+            elif spec in ("orbit", "sweep"):
+                lights = point_light_path(spec, args.period)
+            else:
+                lights = read_light_csv(spec, ("x", "y", "z")).astype(np.float32)
+        return cls(lights=np.asarray(lights, np.float32))
+
+    @classmethod
+    def for_benchmark(cls, runner: Runner, frames: int) -> Task:
+        from .core.lighting import point_light_path, sh_light_path
+
+        lights = sh_light_path("orbit", frames)[0] if _takes_sh(runner) else point_light_path("orbit", frames)
+        return cls(lights=np.asarray(lights, np.float32))
 
     def check(self, runner: Runner) -> None:
         super().check(runner)
@@ -192,6 +314,13 @@ class RelightTask(Task):
         return {self.light_input: self.lights[index % len(self.lights)][None].astype(np.float32)}
 
 
+def _takes_sh(runner: Runner) -> bool:
+    """Whether the model's light input is 27 SH coefficients (else a point light)."""
+    lights = [spec for spec in runner.contract["inputs"] if "shape" in spec]
+    return bool(lights) and int(lights[0]["shape"][1]) == 27
+
+
+@register_task
 @dataclass
 class IBRTask(Task):
     """Renders a captured scene (its average image) along a light path; no input video.
@@ -202,12 +331,42 @@ class IBRTask(Task):
         white: the linear value shown as white (default: twice the average's 99.5th percentile).
     """
 
-    name: str = "ibr"
-    families: tuple[str, ...] = ("ibr",)
+    name: ClassVar[str] = "ibr"
+    help: ClassVar[str] = "render a captured scene along a light path"
+    video_input: ClassVar[bool] = False
     image_input: str = "average"
     average: np.ndarray = field(default_factory=lambda: np.zeros((1, 1, 3), np.float32))
     lights: np.ndarray = field(default_factory=lambda: np.zeros((1, 2), np.float32))
     white: float | None = None
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--light-path", default="orbit", metavar="PATH",
+                            help="orbit, sweep or a CSV with x,y columns in capture units")
+        parser.add_argument("--frames", type=positive_int, default=120, help="frames to render")
+        parser.add_argument("--average", metavar="FILE.npy",
+                            help="the capture's average image (default: the export's asset)")
+        parser.add_argument("--white", type=positive_float, help="linear value shown as white (default: from the "
+                                                                  "average)")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, runner: Runner) -> Task:
+        from .core.lighting import ibr_light_path
+
+        config = runner.sidecar.config
+        lights = ibr_light_path(args.light_path, args.frames, config["light_low"], config["light_high"])
+        return cls(average=cls.read_average(args, runner), lights=lights, white=args.white)
+
+    @staticmethod
+    def read_average(args: argparse.Namespace, runner: Runner) -> np.ndarray:
+        """``--average``, else the export's ``average`` asset, else the training run's ``average.npy``."""
+        path = Path(args.average) if args.average else None
+        if path is None and "average" in runner.sidecar.assets:
+            model = Path(args.model)
+            path = (model if model.is_dir() else model.parent) / runner.sidecar.assets["average"]
+        if path is None:
+            path = Path(runner.sidecar.source.get("checkpoint", ".")).parent / "average.npy"
+        return read_float_image(path, "average image", "pass --average FILE.npy (the run folder's average.npy)")
 
     def frames(self) -> int:
         return len(self.lights)
@@ -219,5 +378,4 @@ class IBRTask(Task):
     def postprocess(self, outputs: dict[str, np.ndarray], fitted: np.ndarray) -> np.ndarray:
         white = self.white or float(np.percentile(self.average, 99.5) * 2) or 1.0
         linear = np.clip(outputs[self.output][0] / white, 0.0, 1.0)
-        srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
-        return tensor_to_frame(srgb[None])
+        return tensor_to_frame(linear_to_srgb(linear)[None])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -30,3 +32,23 @@ def pytest_collection_modifyitems(config, items):
                     cache[mark] = probe()
                 if cache[mark]:
                     item.add_marker(pytest.mark.skip(reason=f"{mark}: {cache[mark]}"))
+
+
+@pytest.fixture(scope="session")
+def exported_lowlight(tmp_path_factory) -> Path:
+    """A run folder: ``best.ckpt`` of a seeded ``lowlight_edgetest`` and its export (``export/``: ONNX and FP16
+    ONNX, profile 32x32..128x128, batch 1), made once per session."""
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from export.pipeline import ExportOptions, run_export
+    from train.checkpoint import save_checkpoint
+    from train.models import create_model
+
+    folder = tmp_path_factory.mktemp("lowlight-run")
+    torch.manual_seed(0)
+    save_checkpoint(folder / "best.ckpt", create_model("lowlight_edgetest").eval())
+    run_export(ExportOptions(checkpoint=str(folder / "best.ckpt"), out=str(folder / "export"), fp16=True,
+                             min_shape=(32, 32), opt_shape=(64, 64), max_shape=(128, 128), max_batch=1,
+                             parity_shapes=((1, 48, 64),), quiet=True))
+    return folder

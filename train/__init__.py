@@ -1,3 +1,2 @@
-"""edgelight training: models, synthetic data, losses, metrics and Lightning training loops."""
-
-__version__ = "0.1.0"
+"""edgelight training: one package per model family (``train/<family>/``), the model and family registries,
+the checkpoint contract, and shared metrics, plots and synthetic data."""

@@ -3,7 +3,8 @@
 A checkpoint is a ``torch.save`` dictionary (Lightning's own checkpoints qualify) holding:
 
 * ``state_dict``: the model's weights, keys prefixed with ``model.``;
-* ``edgelight``: metadata with ``format``, ``name`` (registry name), ``family``, ``preset``,
+* ``edgelight``: metadata with ``format``, ``name`` (registry name), ``family``, ``task`` (the runtime
+  task that drives the family, from ``train.families``), ``preset``,
   ``config`` (every field of the model's config), ``contract`` (input and output names, channels,
   value ranges, normalisation, layout), ``data`` (a summary of the training data), ``metrics``
   (validation and, after training, held-out test figures), ``parameters``, ``edgelight_version``,
@@ -21,8 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import __version__
-from .errors import CheckpointError
+from runtime.core import __version__
+from runtime.core.errors import CheckpointError, UserError
+
+from .families import get_family
 from .models import create_model, get_entry
 
 __all__ = ["FORMAT", "build_metadata", "checkpoint_path", "save_checkpoint", "load_checkpoint", "read_checkpoint",
@@ -38,6 +41,7 @@ def build_metadata(model: nn.Module, *, data: dict | None = None, metrics: dict 
         "format": FORMAT,
         "name": f"{model.family}_{model.preset}",
         "family": model.family,
+        "task": get_family(model.family).task,
         "preset": model.preset,
         "config": model.config_dict(),
         "contract": model.io_contract(),
@@ -54,7 +58,7 @@ def save_checkpoint(
     path: str | os.PathLike, model: nn.Module, *, data: dict | None = None, metrics: dict | None = None
 ) -> Path:
     """Write ``model`` and its metadata to ``path`` atomically."""
-    from .io import atomic_path
+    from runtime.core.io import atomic_path
 
     payload = {
         "state_dict": {_PREFIX + k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -86,6 +90,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     meta = payload["edgelight"]
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} has checkpoint format {meta.get('format')!r}; this version reads {FORMAT!r}")
+    if "task" not in meta:  # written before the task was recorded
+        try:
+            meta["task"] = get_family(meta.get("family", "")).task
+        except UserError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
     return payload
 
 
@@ -105,10 +114,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     payload = read_checkpoint(path)
     meta = payload["edgelight"]
     if family is not None and meta.get("family") != family:
-        article = "an" if family in ("ibr", "sfsnet") else "a"
         raise CheckpointError(f"{purpose + ': ' if purpose else ''}{checkpoint_path(path)} holds a "
                               f"{meta.get('family')!r} model ({meta.get('name')}); "
-                              f"expected {article} {family} checkpoint")
+                              f"expected a checkpoint of the {family} family")
     try:
         get_entry(meta["name"])
     except ValueError as exc:
@@ -124,7 +132,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def update_metadata(path: str | os.PathLike, **fields) -> None:
     """Merge ``fields`` into a checkpoint's metadata (dictionaries are merged one level deep), atomically."""
-    from .io import atomic_path
+    from runtime.core.io import atomic_path
 
     payload = read_checkpoint(path)
     meta = payload["edgelight"]

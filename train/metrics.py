@@ -1,11 +1,20 @@
-"""Image quality metrics: PSNR and SSIM (torchmetrics, explicit data range) and relative error."""
+"""Image quality metrics: PSNR and SSIM (torchmetrics, explicit data range), relative error, and luma."""
 
 from __future__ import annotations
 
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-__all__ = ["relative_error", "image_metrics"]
+__all__ = ["relative_error", "image_metrics", "luminance"]
+
+# Rec. 709 luma weights for linear RGB.
+_LUMA = (0.2126, 0.7152, 0.0722)
+
+
+def luminance(image: torch.Tensor) -> torch.Tensor:
+    """Luma (N, 1, H, W) of a linear RGB batch (N, 3, H, W) (the unet and ibr losses' luminance term)."""
+    w = image.new_tensor(_LUMA).view(1, 3, 1, 1)
+    return (image * w).sum(dim=1, keepdim=True)
 
 
 def relative_error(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_path
+from runtime.core.io import atomic_path
 
 __all__ = ["to_display", "save_comparison_grid", "save_loss_curve"]
 

@@ -7,8 +7,8 @@ import logging
 import warnings
 from pathlib import Path
 
-from .cli import nonnegative_int, positive_int
-from .errors import UserError
+from runtime.core.cli import nonnegative_int, positive_int
+from runtime.core.errors import UserError
 
 __all__ = ["add_hardware_options", "build_trainer", "checkpoint_callbacks", "quiet_lightning"]
 
@@ -63,7 +63,7 @@ def build_trainer(args: argparse.Namespace, out: Path, callbacks: list, max_epoc
     from lightning.pytorch.callbacks import LearningRateMonitor
     from lightning.pytorch.loggers import CSVLogger
 
-    from .lightning import AtomicCheckpointIO
+    from .checkpoint_io import AtomicCheckpointIO
 
     if args.threads:
         torch.set_num_threads(args.threads)

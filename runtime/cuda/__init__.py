@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import threading
 
-from ..errors import UserError
-from .base import (Cuda, CudaError, CudaGraph, DeviceBuffer, Event, HostBuffer, Stream, frame_to_tensor_reference,
-                   tensor_to_frame_reference)
+from ..core.errors import UserError
+from .base import Cuda, CudaError, CudaGraph, DeviceBuffer, Event, HostBuffer, Stream
+from .kernels import frame_to_tensor_reference, tensor_to_frame_reference
 
 __all__ = ["get_cuda", "available_libs", "unavailable_reason", "LIBS", "Cuda", "CudaError", "CudaGraph", "Stream",
            "Event", "DeviceBuffer", "HostBuffer", "frame_to_tensor_reference", "tensor_to_frame_reference"]

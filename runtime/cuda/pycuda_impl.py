@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
-from .base import BLOCK, KERNEL_SOURCE, Cuda, CudaError, DeviceBuffer, Event, HostBuffer, Stream, blocks, native
+from ..core.errors import UserError
+from .base import Cuda, CudaError, DeviceBuffer, Event, HostBuffer, Stream, native
+from .kernels import BLOCK, KERNEL_SOURCE, blocks
 
 __all__ = ["PyCuda"]
 

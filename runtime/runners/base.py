@@ -14,7 +14,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Runner", "TensorSpec"]
+from ..core.sidecar import ShapeRange, Sidecar
+
+from ..core.errors import ModelError
+
+__all__ = ["Runner", "TensorSpec", "parse_device"]
+
+
+def parse_device(device: str | int) -> tuple[str, int]:
+    """The ``device`` option of every runner -> (``auto`` | ``cpu`` | ``cuda``, GPU index).
+
+    Takes ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or a GPU index N.
+    """
+    if isinstance(device, int) and not isinstance(device, bool) and device >= 0:
+        return "cuda", device
+    text = str(device).strip().lower()
+    if text in ("auto", "cpu", "cuda"):
+        return text, 0
+    kind, _, index = text.partition(":")
+    if kind == "cuda" and index.isdigit():
+        return "cuda", int(index)
+    raise ModelError(f"device {device!r}: expected auto, cpu, cuda or cuda:N")
 
 
 @dataclass(frozen=True)
@@ -30,34 +50,34 @@ class Runner(ABC):
     """A model ready to run on one backend.
 
     Args:
-        sidecar: the artefact's sidecar (``export.sidecar``): contract, family, precision, profile.
-            Tasks check it before they use the runner.
+        sidecar: the artefact's sidecar (``runtime.core.sidecar``; a dict is checked and converted): contract,
+            family, task, precision, profile. Tasks check it before they use the runner.
     """
 
     backend: str = "base"
     """Short backend name for reports: ``tensorrt``, ``onnxruntime``, ``torch``."""
 
-    def __init__(self, sidecar: dict) -> None:
-        self.sidecar = sidecar
+    def __init__(self, sidecar: Sidecar | dict) -> None:
+        self.sidecar = sidecar if isinstance(sidecar, Sidecar) else Sidecar.from_dict(sidecar)
         self.is_active = False
 
     @property
     def name(self) -> str:
         """The model's registry name (``lowlight_edge``)."""
-        return self.sidecar["name"]
+        return self.sidecar.name
 
     @property
     def family(self) -> str:
-        return self.sidecar["family"]
+        return self.sidecar.family
 
     @property
     def contract(self) -> dict:
-        return self.sidecar["contract"]
+        return self.sidecar.contract
 
     @property
-    def profile(self) -> dict:
-        """Per input: ``{"min": shape, "opt": shape, "max": shape}`` the model accepts or is tuned for."""
-        return self.sidecar["profile"]
+    def profile(self) -> dict[str, ShapeRange]:
+        """Per input: the ``min`` / ``opt`` / ``max`` shapes the model accepts or is tuned for."""
+        return self.sidecar.profile
 
     @property
     def device(self) -> str:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
-from .base import Runner, TensorSpec
+from ..backends import Backend, register_backend
+from ..core.errors import ModelError
+from ..core.sidecar import Sidecar, read_sidecar
+from .base import Runner, TensorSpec, parse_device
 
 __all__ = ["OnnxRuntimeRunner", "DEFAULT_PROVIDERS"]
 
@@ -31,27 +33,27 @@ class OnnxRuntimeRunner(Runner):
         providers: execution providers in order of preference (default ``DEFAULT_PROVIDERS``), or one
             of the short names ``tensorrt``, ``cuda``, ``cpu``.
         threads: intra-op threads on the CPU (None: ONNX Runtime's default, one per core).
-        device_id: the GPU for the CUDA and TensorRT providers.
+        device: ``auto`` (the providers in order), ``cpu`` (the CPU provider only), ``cuda`` or ``cuda:N``
+            (the GPU for the CUDA and TensorRT providers).
         stream: a CUDA stream handle (int) for the CUDA provider to compute on; None: its own.
     """
 
     backend = "onnxruntime"
 
-    def __init__(self, path: str | os.PathLike, sidecar: dict | None = None, *,
+    def __init__(self, path: str | os.PathLike, sidecar: Sidecar | dict | None = None, *,
                  providers: tuple[str, ...] | list[str] | str | None = None, threads: int | None = None,
-                 device_id: int = 0, stream: int | None = None) -> None:
-        from export.sidecar import SidecarError, read_sidecar
-
+                 device: str | int = "auto", stream: int | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"no ONNX model at {self.path}")
-        try:
-            sidecar = sidecar or read_sidecar(self.path)
-        except SidecarError as exc:
-            raise ModelError(str(exc)) from None
-        super().__init__(sidecar)
+        super().__init__(sidecar or read_sidecar(self.path))
+        kind, self.device_id = parse_device(device)
+        if kind == "cpu":
+            if providers is not None and tuple([providers] if isinstance(providers, str) else providers) != ("cpu",):
+                raise ModelError("device cpu runs the CPU execution provider only; drop --providers or the device")
+            providers = ("cpu",)
         self.requested = (providers,) if isinstance(providers, str) else tuple(providers or DEFAULT_PROVIDERS)
-        self.threads, self.device_id, self.stream = threads, device_id, stream
+        self.threads, self.stream = threads, stream
         self.session = None
         self._bound: dict[str, object] = {}
 
@@ -141,3 +143,30 @@ class OnnxRuntimeRunner(Runner):
         if self.session is None:
             raise RuntimeError("activate the runner first")
         return [spec(i) for i in self.session.get_inputs()], [spec(o) for o in self.session.get_outputs()]
+
+
+def _probe() -> str | None:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return "onnxruntime is not installed (pip install onnxruntime, or onnxruntime-gpu on an NVIDIA machine)"
+    return None
+
+
+def _pick(folder: Path) -> Path | None:
+    """``model.onnx``, or ``model.fp16.onnx`` first where ONNX Runtime has a GPU provider (on the CPU it wraps
+    FP16 nodes in casts and runs slower)."""
+    try:
+        import onnxruntime
+
+        gpu = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    except ImportError:
+        gpu = False
+    names = ("model.fp16.onnx", "model.onnx") if gpu else ("model.onnx", "model.fp16.onnx")
+    return next((folder / n for n in names if (folder / n).is_file()), None)
+
+
+register_backend(Backend(
+    name="onnxruntime", runner=OnnxRuntimeRunner, suffixes=(".onnx",), artefact="an .onnx file",
+    options=frozenset({"device", "threads", "providers", "stream"}), capabilities=frozenset({"cpu", "cuda"}),
+    probe=_probe, pick=_pick))

@@ -5,7 +5,7 @@ the TensorRT version it was built with (any later version of the same major, whe
 compatible) and on GPUs of its compute capability (any Ampere or newer GPU, when built hardware
 compatible). A mismatch is a ``ModelError`` that says how to rebuild the engine here.
 
-``infer`` copies host arrays through pinned buffers on the runner's own stream; ``cuda_graph=True``
+``infer`` copies host arrays through pinned buffers on the runner's own stream; ``cuda_graphs=True``
 replays the engine as a CUDA graph captured after one warm-up run per input shape (cuda-python
 only; anything that prevents capture falls back to plain execution). ``enqueue`` runs the engine on
 device buffers someone else owns, on their stream: ``runtime.cuda_executor`` uses it to overlap
@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ModelError
-from .base import Runner, TensorSpec
+from ..core.errors import ModelError
+from ..core.sidecar import Sidecar, SidecarError, read_sidecar
+from ..backends import Backend, register_backend
+from .base import Runner, TensorSpec, parse_device
 
 if TYPE_CHECKING:
     import tensorrt
@@ -38,15 +40,16 @@ log = logging.getLogger("runtime")
 Shape = tuple[int, ...]
 
 
-def rebuild_command(sidecar: dict) -> str:
+def rebuild_command(sidecar: Sidecar | dict) -> str:
     """The ``python -m export`` command that rebuilds the engine a sidecar describes, on this machine."""
-    checkpoint = (sidecar.get("source") or {}).get("checkpoint") or "CHECKPOINT"
-    built = sidecar.get("tensorrt") or {}
-    flags = ["--fp16"] if sidecar.get("precision", "fp16") == "fp16" else []
-    flags += ["--fp16-io"] if sidecar.get("io_precision") == "fp16" else []
+    sidecar = _engine_sidecar(sidecar)
+    checkpoint = sidecar.source.get("checkpoint") or "CHECKPOINT"
+    built = sidecar.tensorrt
+    flags = ["--fp16"] if sidecar.precision == "fp16" else []
+    flags += ["--fp16-io"] if sidecar.io_precision == "fp16" else []
     flags += ["--engine"]
-    flags += ["--version-compatible"] if built.get("version_compatible") else []
-    flags += ["--hardware-compatible"] if built.get("hardware_compatible") else []
+    flags += ["--version-compatible"] if built.version_compatible else []
+    flags += ["--hardware-compatible"] if built.hardware_compatible else []
     return " ".join(["python -m export", shlex.quote(str(checkpoint)), *flags])
 
 
@@ -58,7 +61,21 @@ def _numbers(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def check_engine_compatibility(sidecar: dict, engine_name: str, trt_version: str, compute_capability: str) -> None:
+def _engine_sidecar(sidecar: Sidecar | dict, name: str = "the engine") -> Sidecar:
+    """``sidecar`` as a checked engine sidecar; ModelError when it describes something else."""
+    if not isinstance(sidecar, Sidecar):
+        try:
+            sidecar = Sidecar.from_dict(sidecar)
+        except SidecarError as exc:
+            raise ModelError(f"the sidecar of {name}: {exc}") from None
+    if sidecar.kind != "engine" or sidecar.tensorrt is None:
+        raise ModelError(f"the sidecar of {name} does not describe a TensorRT engine (kind {sidecar.kind!r}); "
+                         "re-export it with python -m export")
+    return sidecar
+
+
+def check_engine_compatibility(sidecar: Sidecar | dict, engine_name: str, trt_version: str,
+                               compute_capability: str) -> None:
     """Raise ``ModelError`` unless an engine with ``sidecar`` loads with ``trt_version`` on ``compute_capability``.
 
     A plan loads in the TensorRT version that built it; a version-compatible plan also in any later
@@ -75,21 +92,21 @@ def check_engine_compatibility(sidecar: dict, engine_name: str, trt_version: str
     Raises:
         ModelError: one line naming both sides and the command that rebuilds the engine here.
     """
-    built = sidecar.get("tensorrt") or {}
-    built_version, built_capability = str(built.get("version", "unknown")), str(built.get("compute_capability", "?"))
+    built = _engine_sidecar(sidecar, engine_name).tensorrt
+    built_version, built_capability = str(built.version), str(built.compute_capability)
     version_ok = trt_version == built_version or (
-        bool(built.get("version_compatible")) and _numbers(trt_version)[:1] == _numbers(built_version)[:1]
+        built.version_compatible and _numbers(trt_version)[:1] == _numbers(built_version)[:1]
         and _numbers(trt_version) >= _numbers(built_version))
     capability_ok = compute_capability == built_capability or (
-        bool(built.get("hardware_compatible")) and _numbers(compute_capability) >= (8, 0))
+        built.hardware_compatible and _numbers(compute_capability) >= (8, 0))
     if not (version_ok and capability_ok):
         raise ModelError(f"{engine_name} was built for TensorRT {built_version} on compute capability "
                          f"{built_capability}; this machine has TensorRT {trt_version} on {compute_capability}: "
                          f"rebuild it here with {rebuild_command(sidecar)}")
 
 
-def _tensorrt_version() -> str:
-    """The installed TensorRT version; ModelError saying what to install when TensorRT is missing."""
+def _tensorrt_missing() -> str | None:
+    """Why the tensorrt package cannot be used here, or None."""
     try:
         import tensorrt as trt
     except ImportError:
@@ -98,8 +115,18 @@ def _tensorrt_version() -> str:
         # tensorrt-stubs alone installs a bare tensorrt/ folder, which imports as an empty namespace package.
         installed = hasattr(trt, "Runtime")
     if not installed:
-        raise ModelError("the tensorrt package is not installed: pip install tensorrt (on a machine with an NVIDIA "
-                         "GPU), or run the model's ONNX file with ONNX Runtime")
+        return ("the tensorrt package is not installed: pip install tensorrt (on a machine with an NVIDIA GPU), "
+                "or run the model's ONNX file with ONNX Runtime")
+    return None
+
+
+def _tensorrt_version() -> str:
+    """The installed TensorRT version; ModelError saying what to install when TensorRT is missing."""
+    reason = _tensorrt_missing()
+    if reason:
+        raise ModelError(reason)
+    import tensorrt as trt
+
     return trt.__version__
 
 
@@ -119,7 +146,7 @@ class TensorRTRunner(Runner):
         sidecar: the engine's sidecar; read from ``<engine_path>.json`` when None.
         cuda_lib: the CUDA library for streams and buffers: ``auto``, ``cuda-python`` or ``pycuda``.
         device: the CUDA device index (``auto`` or ``cuda``: device 0).
-        cuda_graph: replay the engine as a CUDA graph, captured per input shape after one warm-up run
+        cuda_graphs: replay the engine as a CUDA graph, captured per input shape after one warm-up run
             (needs cuda-python; falls back to plain execution, with a warning, when capture fails).
 
     Raises:
@@ -129,28 +156,18 @@ class TensorRTRunner(Runner):
     backend = "tensorrt"
 
     def __init__(self, engine_path: str | os.PathLike, sidecar: dict | None = None, *, cuda_lib: str = "auto",
-                 device: int | str = 0, cuda_graph: bool = False) -> None:
+                 device: int | str = "auto", cuda_graphs: bool = False) -> None:
         path = Path(engine_path)
         if not path.is_file():
             raise ModelError(f"no TensorRT engine at {path}; build one with python -m export CHECKPOINT --fp16 "
                              "--engine")
-        if sidecar is None:
-            from export.sidecar import SidecarError, read_sidecar
-
-            try:
-                sidecar = read_sidecar(path)
-            except SidecarError as exc:
-                raise ModelError(str(exc)) from None
-        if sidecar.get("kind", "engine") != "engine" or not isinstance(sidecar.get("tensorrt"), dict):
-            raise ModelError(f"the sidecar of {path.name} does not describe a TensorRT engine (kind "
-                             f"{sidecar.get('kind')!r}); re-export it with python -m export")
-        super().__init__(sidecar)
+        super().__init__(_engine_sidecar(sidecar or read_sidecar(path), path.name))
         self.engine_path = path
         self.cuda_lib = cuda_lib
-        if device == "cpu":
+        kind, self.device_index = parse_device(device)
+        if kind == "cpu":
             raise ModelError("a TensorRT engine runs on a CUDA GPU; --device cpu needs an ONNX file or a checkpoint")
-        self.device_index = 0 if device in ("auto", "cuda") else int(device)
-        self.cuda_graph = cuda_graph
+        self.cuda_graphs = cuda_graphs
         self.cuda: Cuda | None = None
         """The CUDA layer the runner's buffers and stream belong to (set while active)."""
         self._clear()
@@ -215,7 +232,7 @@ class TensorRTRunner(Runner):
 
         name = self.engine_path.name
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        if self.sidecar["tensorrt"].get("version_compatible"):
+        if self.sidecar.tensorrt.version_compatible:
             runtime.engine_host_code_allowed = True  # a version-compatible plan embeds the lean runtime
         self._runtime = runtime
         engine = runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
@@ -365,7 +382,7 @@ class TensorRTRunner(Runner):
             self._pending = False
         if not self._own_addresses:
             self._use_own_addresses()
-        if self.cuda_graph and not self._graph_failed:
+        if self.cuda_graphs and not self._graph_failed:
             if self._graph is not None and self._graph_key == key:
                 self._graph.launch(stream)
                 return
@@ -447,3 +464,26 @@ class TensorRTRunner(Runner):
             event.record(stream)
             self._pending = True
         return outputs
+
+
+def _probe() -> str | None:
+    reason = _tensorrt_missing()
+    if reason:
+        return reason
+    from ..cuda import available_libs
+
+    return None if available_libs() else "no CUDA library for the runtime (pip install cuda-python or pycuda)"
+
+
+def _pick(folder: Path) -> Path | None:
+    engines = sorted(p for p in folder.iterdir() if p.suffix.lower() in _SUFFIXES)
+    return engines[0] if engines else None
+
+
+_SUFFIXES = (".engine", ".plan")
+
+register_backend(Backend(
+    name="tensorrt", runner=TensorRTRunner, suffixes=_SUFFIXES, artefact="a TensorRT engine (.engine/.plan)",
+    options=frozenset({"device", "cuda_lib", "cuda_graphs"}), capabilities=frozenset({"cuda", "cuda_graphs",
+                                                                                       "cuda_executor"}),
+    probe=_probe, pick=_pick))

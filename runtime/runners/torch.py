@@ -7,25 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
-from .base import Runner, TensorSpec
+from ..backends import Backend, register_backend
+from ..core.errors import ModelError
+from ..core.sidecar import Sidecar
+from .base import Runner, TensorSpec, parse_device
 
-__all__ = ["TorchRunner", "sidecar_from_checkpoint"]
-
-
-def sidecar_from_checkpoint(meta: dict, path: Path) -> dict:
-    """A sidecar-shaped description of a checkpoint, so tasks check every backend the same way."""
-    profile = {}
-    for spec in meta["contract"]["inputs"]:
-        if "shape" in spec:
-            k = int(spec["shape"][1])
-            profile[spec["name"]] = {"min": [1, k], "opt": [1, k], "max": [64, k]}
-        else:
-            c = int(spec["channels"])
-            profile[spec["name"]] = {"min": [1, c, 16, 16], "opt": [1, c, 720, 1280], "max": [64, c, 8192, 8192]}
-    return {"artefact": path.name, "kind": "checkpoint", "name": meta["name"], "family": meta["family"],
-            "preset": meta["preset"], "config": meta["config"], "contract": meta["contract"], "profile": profile,
-            "precision": "fp32", "io_precision": "fp32", "source": {"checkpoint": str(path)}}
+__all__ = ["TorchRunner"]
 
 
 class TorchRunner(Runner):
@@ -33,7 +20,7 @@ class TorchRunner(Runner):
 
     Args:
         checkpoint: a ``.ckpt`` file or a run folder holding ``best.ckpt``.
-        device: ``cpu``, ``cuda`` or ``auto`` (CUDA when available).
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when available).
         fp16: run in half precision (CUDA only); inputs and outputs stay FP32.
         channels_last: use the channels-last memory format (faster convolutions on GPUs and recent CPUs).
         cuda_graphs: capture one CUDA graph per input shape and replay it (CUDA only).
@@ -42,7 +29,7 @@ class TorchRunner(Runner):
 
     backend = "torch"
 
-    def __init__(self, checkpoint: str | os.PathLike, *, device: str = "auto", fp16: bool = False,
+    def __init__(self, checkpoint: str | os.PathLike, *, device: str | int = "auto", fp16: bool = False,
                  channels_last: bool = True, cuda_graphs: bool = False, threads: int | None = None) -> None:
         path = Path(checkpoint)
         path = path / "best.ckpt" if path.is_dir() else path
@@ -54,7 +41,8 @@ class TorchRunner(Runner):
             raise ModelError(f"the PyTorch backend needs the train extra (pip install 'edgelight[train]'): {exc}") \
                 from None
         meta = read_checkpoint(path)["edgelight"]
-        super().__init__(sidecar_from_checkpoint(meta, path))
+        super().__init__(Sidecar.for_checkpoint(meta, path))
+        parse_device(device)  # a bad value fails here, not at activation
         self.path, self.requested_device, self.fp16 = path, device, fp16
         self.channels_last, self.cuda_graphs, self.threads = channels_last, cuda_graphs, threads
         self.model = None
@@ -69,12 +57,13 @@ class TorchRunner(Runner):
 
         from train.checkpoint import load_checkpoint
 
-        device = self.requested_device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device == "cuda" and not torch.cuda.is_available():
+        kind, index = parse_device(self.requested_device)
+        if kind == "auto":
+            kind = "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cpu" if kind == "cpu" else f"cuda:{index}"
+        if kind == "cuda" and not torch.cuda.is_available():
             raise ModelError("--device cuda: no CUDA GPU is visible to PyTorch")
-        if (self.fp16 or self.cuda_graphs) and device != "cuda":
+        if (self.fp16 or self.cuda_graphs) and kind != "cuda":
             raise ModelError("FP16 and CUDA graphs need a CUDA GPU; run FP32 on the CPU")
         if self.threads:
             torch.set_num_threads(self.threads)
@@ -147,3 +136,22 @@ class TorchRunner(Runner):
             return TensorSpec(s["name"], shape, np.dtype(np.float32))
 
         return [spec(s) for s in self.contract["inputs"]], [spec(s) for s in self.contract["outputs"]]
+
+
+def _probe() -> str | None:
+    import importlib.util
+
+    for module, extra in (("torch", "train"), ("lightning", "train")):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed (pip install 'edgelight[{extra}]')"
+    return None
+
+
+def _pick(folder: Path) -> Path | None:
+    return folder / "best.ckpt" if (folder / "best.ckpt").is_file() else None
+
+
+register_backend(Backend(
+    name="torch", runner=TorchRunner, suffixes=(".ckpt",), artefact="a .ckpt checkpoint",
+    options=frozenset({"device", "threads", "fp16", "cuda_graphs", "channels_last"}),
+    capabilities=frozenset({"cpu", "cuda", "fp16", "cuda_graphs"}), probe=_probe, pick=_pick))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.engine import EngineError, Profile, build_engine, cache_key, run_engine, unavailable_reason
+from export.engine import EngineError, Profile, build_engine, cache_key, unavailable_reason
 
 PROFILE = Profile({"image": ((1, 3, 16, 16), (1, 3, 64, 64), (1, 3, 256, 256))})
 OPTIONS = {"workspace_gb": 4.0, "version_compatible": False, "exclude_lean_runtime": False,
@@ -277,16 +277,28 @@ def test_fp16_engine_builds_is_reused_and_matches_onnxruntime(tensorrt_gpu, tiny
     assert second.reused and second.cache_key == first.cache_key and second.seconds < first.seconds
     assert (tmp_path / "b.engine").read_bytes() == (tmp_path / "a.engine").read_bytes()
 
+    # Run through the runtime's TensorRT runner, as export's parity and users do.
+    from runtime.core.errors import ModelError
+    from runtime.core.sidecar import Sidecar, ShapeRange
+    from runtime.runners.tensorrt import TensorRTRunner
+
+    contract = {"inputs": [{"name": "image", "channels": 3}], "outputs": [{"name": "output", "channels": 3}]}
+    sidecar = Sidecar(artefact="b.engine", kind="engine", name="tiny", family="lowlight", preset="test", config={},
+                      contract=contract, task="enhance", precision="fp16",
+                      profile={"image": ShapeRange(*PROFILE.shapes["image"])},
+                      tensorrt={"version": second.trt_version, "compute_capability": second.compute_capability,
+                                "cache_key": second.cache_key})
     reference = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
-    for height, width in ((64, 64), (45, 200)):
-        image = rng.random((1, 3, height, width), dtype=np.float32)
-        got = run_engine(tmp_path / "b.engine", {"image": image})["output"]
-        (expected,) = reference.run(None, {"image": image})
-        assert got.dtype == np.float32 and got.shape == expected.shape
-        np.testing.assert_allclose(got, expected, atol=5e-3, rtol=1e-2)
-    with pytest.raises(EngineError, match="outside the engine's optimisation profile"):
-        run_engine(tmp_path / "a.engine", {"image": np.zeros((1, 3, 300, 300), np.float32)})
+    with TensorRTRunner(tmp_path / "b.engine", sidecar) as runner:
+        for height, width in ((64, 64), (45, 200)):
+            image = rng.random((1, 3, height, width), dtype=np.float32)
+            got = runner.infer({"image": image})["output"]
+            (expected,) = reference.run(None, {"image": image})
+            assert got.dtype == np.float32 and got.shape == expected.shape
+            np.testing.assert_allclose(got, expected, atol=5e-3, rtol=1e-2)
+        with pytest.raises(ModelError, match="outside the engine's profile"):
+            runner.infer({"image": np.zeros((1, 3, 300, 300), np.float32)})
 
 
 @pytest.mark.needs_tensorrt

@@ -16,7 +16,8 @@ import torch
 from export.pipeline import ExportOptions, run_export
 from runtime import Pipeline, load
 from runtime.cli import main
-from runtime.errors import ModelError, TaskError
+from runtime.core.errors import ModelError, TaskError
+from runtime.core.sidecar import Sidecar, make_profile
 from runtime.runners.base import Runner
 from runtime.tasks import EnhanceTask, RelightTask
 from runtime.video import open_sink, open_source
@@ -113,10 +114,10 @@ class _Identity(Runner):
     backend = "test"
 
     def __init__(self) -> None:
-        super().__init__({"kind": "engine", "name": "identity", "family": "lowlight", "artefact": "identity.engine",
-                          "contract": {"inputs": [{"name": "image", "channels": 3}],
-                                       "outputs": [{"name": "enhanced", "channels": 3}]},
-                          "profile": {"image": {"min": [1, 3, 32, 32], "opt": [1, 3, 48, 64], "max": [1, 3, 48, 64]}}})
+        contract = {"inputs": [{"name": "image", "channels": 3}], "outputs": [{"name": "enhanced", "channels": 3}]}
+        super().__init__(Sidecar(artefact="identity.engine", kind="engine", name="identity", family="lowlight",
+                                 preset="test", config={}, contract=contract, task="enhance",
+                                 profile=make_profile(contract, (32, 32), (48, 64), (48, 64), 1)))
 
     def activate_impl(self):
         pass

@@ -2,41 +2,25 @@
 
 On the CPU they run against a fake ``tensorrt`` module (just the runtime API the runner uses, whose
 names the static check in tests/export/test_tensorrt_api.py holds to the real stubs) and ``SimCuda``,
-whose streams run lazily and out of order unless events order them. On a GPU with TensorRT they run
-real engines built from a small FP16 ONNX file.
+whose streams run lazily and out of order unless events order them (both in tests/runtime/fakes.py).
+On a GPU with TensorRT they run real engines built from a small FP16 ONNX file.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from runtime.cuda_executor import STAGES, CudaFrameExecutor
-from runtime.errors import ModelError
+from runtime.core.errors import ModelError
 from runtime.runners.tensorrt import TensorRTRunner, check_engine_compatibility, rebuild_command
 from runtime.tasks import frame_to_tensor, tensor_to_frame
 
-from .test_cuda import SimCuda, SimStream, _Op
-
-PROFILE = {"image": {"min": [1, 3, 8, 8], "opt": [1, 3, 16, 16], "max": [1, 3, 32, 48]},
-           "light": {"min": [1, 3], "opt": [1, 3], "max": [1, 3]}}
-
-
-def make_sidecar(version: str = "10.13.0.35", capability: str = "8.9", io: str = "fp16", profile=None,
-                 **tensorrt) -> dict:
-    profile = profile or PROFILE
-    return {"format": "edgelight-sidecar/1", "kind": "engine", "artefact": "model.fp16.engine", "name": "tiny",
-            "family": "lowlight", "preset": "test", "precision": "fp16", "io_precision": io,
-            "contract": {"inputs": [{"name": n} for n in profile], "outputs": [{"name": "out"}]},
-            "profile": profile, "source": {"checkpoint": "runs/lowlight/best.ckpt"},
-            "tensorrt": {"version": version, "compute_capability": capability, "cache_key": "0" * 64,
-                         "version_compatible": False, "hardware_compatible": False, **tensorrt}}
+from .fakes import SimCuda, SimStream, fake_tensorrt, make_sidecar, model, write_plan
 
 
 # --- the version and GPU check ----------------------------------------------------------------------------------
@@ -117,134 +101,6 @@ def test_activating_without_tensorrt_says_what_to_install(tmp_path):
 # --- a fake TensorRT on SimCuda ---------------------------------------------------------------------------------
 
 
-def fake_tensorrt(cuda: SimCuda, version: str = "10.13.0.35") -> types.ModuleType:
-    """The TensorRT runtime API the runner uses. A plan is JSON: the tensors, their types and the profile.
-
-    The model: ``out = (1 - image) * light`` per channel (light defaults to 1) and ``aux = mean(image)`` over
-    channels. Like TensorRT, an execution takes the shapes and addresses set when it is enqueued.
-    """
-    trt = types.ModuleType("tensorrt")
-    trt.__version__ = version
-    trt.deserialized = trt.executions = 0
-    trt.capturable = True
-    trt.TensorIOMode = types.SimpleNamespace(INPUT="input", OUTPUT="output")
-    trt.nptype = np.dtype
-
-    class Logger:
-        WARNING = 2
-
-        def __init__(self, severity):
-            pass
-
-    class Context:
-        def __init__(self, plan):
-            self.plan, self.shapes, self.addresses = plan, {}, {}
-
-        def set_input_shape(self, name, shape):
-            low, _, high = self.plan["profile"][name]
-            if len(shape) != len(low) or not all(a <= d <= b for a, d, b in zip(low, shape, high)):
-                return False
-            self.shapes[name] = tuple(shape)
-            return True
-
-        def get_tensor_shape(self, name):
-            if name in self.plan["profile"]:
-                return self.shapes.get(name, self.plan["declared"][name])
-            if "image" not in self.shapes:
-                return self.plan["declared"][name]
-            _, _, height, width = self.shapes["image"]
-            return (1, self.plan["channels"][name], height, width)
-
-        def set_tensor_address(self, name, address):
-            self.addresses[name] = address
-            return True
-
-        def execute_async_v3(self, stream_handle):
-            trt.executions += 1
-            stream = cuda.by_handle(stream_handle)
-            if stream.capturing is not None and not trt.capturable:
-                stream.capture_broken = True
-                return False
-            shapes, addresses, types_ = dict(self.shapes), dict(self.addresses), self.plan["types"]
-            out_shape = self.get_tensor_shape("out")
-
-            @np.errstate(all="ignore")  # garbage in uninitialised buffers may overflow
-            def run():
-                image = cuda.array(addresses["image"], shapes["image"], types_["image"]).astype(np.float32)
-                light = np.ones((1, 3), np.float32)
-                if "light" in shapes:
-                    light = cuda.array(addresses["light"], shapes["light"], types_["light"]).astype(np.float32)
-                out = ((1 - image) * light.reshape(1, 3, 1, 1)).astype(types_["out"])
-                cuda.array(addresses["out"], out_shape, out.dtype)[...] = out
-                aux = image.mean(axis=1, keepdims=True).astype(types_["aux"])
-                cuda.array(addresses["aux"], aux.shape, aux.dtype)[...] = aux
-
-            stream.push(_Op(run))
-            return True
-
-    class Engine:
-        def __init__(self, plan):
-            self.plan = plan
-            self.names = [*plan["profile"], "out", "aux"]
-            self.num_io_tensors = len(self.names)
-
-        def get_tensor_name(self, index):
-            return self.names[index]
-
-        def get_tensor_mode(self, name):
-            return trt.TensorIOMode.INPUT if name in self.plan["profile"] else trt.TensorIOMode.OUTPUT
-
-        def is_shape_inference_io(self, name):
-            return False
-
-        def get_tensor_dtype(self, name):
-            return self.plan["types"][name]
-
-        def get_tensor_shape(self, name):
-            return self.plan["declared"][name]
-
-        def get_tensor_profile_shape(self, name, profile_index):
-            assert profile_index == 0
-            return self.plan["profile"][name]
-
-        def create_execution_context(self):
-            return Context(self.plan)
-
-    class Runtime:
-        def __init__(self, logger):
-            self.engine_host_code_allowed = False
-
-        def deserialize_cuda_engine(self, data):
-            trt.deserialized += 1
-            try:
-                plan = json.loads(data)
-            except ValueError:
-                return None  # what TensorRT returns for a plan it cannot load
-            plan["declared"] = {k: tuple(v) for k, v in plan["declared"].items()}
-            plan["profile"] = {k: [tuple(s) for s in v] for k, v in plan["profile"].items()}
-            return Engine(plan)
-
-    trt.Logger, trt.Runtime = Logger, Runtime
-    return trt
-
-
-def write_plan(path: Path, io: str = "float16", light: bool = True) -> Path:
-    profile = {name: [shapes["min"], shapes["opt"], shapes["max"]] for name, shapes in PROFILE.items()
-               if light or name == "image"}
-    plan = {"profile": profile, "channels": {"out": 3, "aux": 1},
-            "types": {"image": io, "light": "float32", "out": io, "aux": "float32"},
-            "declared": {"image": [1, 3, -1, -1], "light": [1, 3], "out": [1, 3, -1, -1], "aux": [1, 1, -1, -1]}}
-    path.write_text(json.dumps(plan))
-    return path
-
-
-def model(image: np.ndarray, light: np.ndarray | None, io: str) -> dict[str, np.ndarray]:
-    image = image.astype(io).astype(np.float32)
-    scale = np.ones((1, 3), np.float32) if light is None else light.astype(np.float32)
-    return {"out": ((1 - image) * scale.reshape(1, 3, 1, 1)).astype(io),
-            "aux": image.mean(axis=1, keepdims=True).astype(np.float32)}
-
-
 @pytest.fixture
 def fake_gpu(monkeypatch):
     cuda = SimCuda(seed=7)
@@ -309,7 +165,7 @@ def test_cuda_graph_replays_after_one_warm_up_per_shape(fake_gpu, tmp_path):
     trt, rng = fake_gpu.trt, np.random.default_rng(1)
     feeds = [{"image": rng.random((1, 3, h, w), np.float32), "light": rng.random((1, 3), np.float32)}
              for h, w in ((16, 16), (16, 16), (16, 16), (8, 24), (8, 24))]
-    with TensorRTRunner(write_plan(tmp_path / "m.engine", light=True), make_sidecar(), cuda_graph=True) as runner:
+    with TensorRTRunner(write_plan(tmp_path / "m.engine", light=True), make_sidecar(), cuda_graphs=True) as runner:
         executions = []
         for feed in feeds:
             got = runner.infer(feed)
@@ -323,7 +179,7 @@ def test_cuda_graph_replays_after_one_warm_up_per_shape(fake_gpu, tmp_path):
 def test_cuda_graph_falls_back_when_capture_fails(fake_gpu, tmp_path, caplog):
     fake_gpu.trt.capturable = False
     feed = {"image": np.full((1, 3, 8, 8), 0.25, np.float32), "light": np.ones((1, 3), np.float32)}
-    with TensorRTRunner(write_plan(tmp_path / "m.engine"), make_sidecar(), cuda_graph=True) as runner:
+    with TensorRTRunner(write_plan(tmp_path / "m.engine"), make_sidecar(), cuda_graphs=True) as runner:
         with caplog.at_level(logging.WARNING, logger="runtime"):
             for _ in range(3):
                 assert (runner.infer(feed)["out"] == 0.75).all()
@@ -496,7 +352,7 @@ def test_cuda_graph_mode_gives_the_same_output(tiny_engines, lib):
                                                                                           dtype=np.float32)]
     with TensorRTRunner(*engines["fp32"], cuda_lib=lib) as plain:
         expected = [plain.infer({"image": image})["output"] for image in images]
-    with TensorRTRunner(*engines["fp32"], cuda_lib=lib, cuda_graph=True) as graphed:
+    with TensorRTRunner(*engines["fp32"], cuda_lib=lib, cuda_graphs=True) as graphed:
         for image, want in zip(images, expected):
             np.testing.assert_array_equal(graphed.infer({"image": image})["output"], want)
         assert graphed.graph_active == (lib == "cuda-python")  # pycuda cannot capture: plain runs
@@ -529,7 +385,7 @@ def test_executor_gives_the_frames_of_infer_with_host_conversion_on_a_gpu(tiny_e
 
 def test_the_cli_device_option_is_accepted_by_the_engine_runner(tmp_path):
     """python -m runtime passes --device (auto by default) to whichever runner it loads."""
-    from runtime.errors import ModelError
+    from runtime.core.errors import ModelError
     from runtime.runners.tensorrt import TensorRTRunner
 
     plan = tmp_path / "model.fp16.engine"

@@ -1,4 +1,5 @@
-"""runtime.video on generated clips: file, folder, live and HTTP sources, damage and stalls, sinks; runtime.democlip."""
+"""runtime.video on generated clips: file, folder, live and HTTP sources, damage and stalls, sinks, the kind
+registries; runtime.democlip."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ import numpy as np
 import pytest
 
 from runtime.democlip import make_demo_clip
-from runtime.errors import SourceError, UserError
-from runtime.video import FolderSink, NullSink, TeeSink, VideoFileSink, open_sink, open_source
+from runtime.core.errors import SourceError, UserError
+from runtime.video import (
+    SINK_KINDS, SOURCE_KINDS, FolderSink, NullSink, Source, TeeSink, VideoFileSink, open_sink, open_source,
+    register_source,
+)
 
 FRAMES, HEIGHT, WIDTH, FPS = 48, 96, 128, 25.0
 BITS, BLOCK = 8, 16  # each frame carries its number as 8 black/white 16x16 blocks along the top
@@ -367,6 +371,70 @@ def test_tee_sink_writes_to_all_and_passes_stop_requests(tmp_path):
         a.stop_requested = True
         assert tee.stop_requested
     assert a.frames == b.frames == tee.frames == 1 and a.closed and b.closed
+
+
+# ------------------------------------------------------------------------------------------ kind registries
+
+
+class _Counter:
+    """A reader of ``n`` numbered frames."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.i = n, 0
+
+    def read(self):
+        if self.i >= self.n:
+            return None
+        self.i += 1
+        return _frame(self.i - 1)
+
+    def release(self) -> None:
+        self.i = self.n
+
+
+class _GeneratedSource(Source):
+    """``gen://N``: N generated frames; a source kind declared as one class and one registration."""
+
+    @classmethod
+    def matches(cls, spec: str) -> bool:
+        return spec.startswith("gen://")
+
+    @classmethod
+    def from_spec(cls, spec, options):
+        reader = _Counter(int(spec[len("gen://"):]))
+        return cls(spec, reader, reader.read(), fps=options.default_fps, live=bool(options.live),
+                   frame_count=reader.n, queue_size=options.queue_size, timeout=options.timeout)
+
+
+def test_source_kinds_are_tried_in_order_and_a_new_one_is_one_registration():
+    assert SOURCE_KINDS.names() == ("camera", "url", "folder", "image", "file")
+    assert SINK_KINDS.names() == ("none", "video", "folder")
+    with pytest.raises(SourceError, match="cannot open gen:// sources"):  # the url kind claims every scheme://
+        open_source("gen://3")
+    with pytest.raises(ValueError, match="no source kind 'nope'"):
+        register_source("generated", _GeneratedSource, before="nope")
+    with pytest.raises(TypeError, match="needs a matches"):
+        register_source("bare", object)
+    register_source("generated", _GeneratedSource, before="url")
+    try:
+        assert SOURCE_KINDS.names() == ("camera", "generated", "url", "folder", "image", "file")
+        with pytest.raises(ValueError, match="source kind 'generated' is already registered"):
+            register_source("generated", _GeneratedSource)
+        with open_source("gen://5", fps=10) as source:
+            assert isinstance(source, _GeneratedSource) and (source.fps, source.frame_count) == (10.0, 5)
+            assert [_number(f.image) for f in _read_all(source)] == list(range(5))
+        assert source.error is None
+    finally:
+        SOURCE_KINDS.unregister("generated")
+    assert SOURCE_KINDS.names() == ("camera", "url", "folder", "image", "file")
+
+
+def test_sink_kinds_by_suffix(tmp_path):
+    with pytest.raises(UserError, match=r"cannot write \.flv files; use one of \.mp4"):
+        open_sink(tmp_path / "out.flv", fps=10)
+    assert list(tmp_path.iterdir()) == []
+    with open_sink(tmp_path / "frames.d", fps=10) as sink:
+        assert isinstance(sink, FolderSink)
 
 
 # --------------------------------------------------------------------------------------------- demo clips

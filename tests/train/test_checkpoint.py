@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from train.checkpoint import FORMAT, load_checkpoint, save_checkpoint, update_metadata
-from train.errors import CheckpointError
+from runtime.core.errors import CheckpointError
 from train.models import create_model
 
 

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from train.data.dataset import (
+from train.unet.data import (
     PatchRelightingDataset, check_arrays, fit_light_intensity, load_dataset, save_dataset, split_arrays,
 )
 from train.data.render import RenderConfig, lambertian_baseline, render_dataset
-from train.errors import DatasetError
+from runtime.core.errors import DatasetError
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,14 @@ import pytest
 import torch
 
 from train.checkpoint import load_checkpoint, save_checkpoint
-from train.cli import run
-from train.data.ibr import (PixelSampler, fit_normalisation, hdr_to_normalised, normalised_to_hdr, pixel_coordinates,
-                            read_capture, render_light_stage, split_lights)
-from train.errors import DatasetError
-from train.ibr import BatchSchedule, main, predict_frames
+from runtime.core.cli import run
+from train.ibr.capture import read_capture
+from train.ibr.data import (PixelSampler, fit_normalisation, hdr_to_normalised, normalised_to_hdr, pixel_coordinates,
+                            render_light_stage, split_lights)
+from runtime.core.errors import DatasetError
+from train.ibr.cli import main
+from train.ibr.evaluate import predict_frames
+from train.ibr.module import BatchSchedule
 from train.models import create_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -307,7 +310,7 @@ def test_render_refuses_a_checkpoint_of_another_family(tmp_path):
                              "--output", str(video)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "holds a 'unet' model" in lines[0] and "ibr checkpoint" in lines[0]
+    assert len(lines) == 1 and "holds a 'unet' model" in lines[0] and "expected a checkpoint of the ibr family" in lines[0]
     assert not video.exists() and not list(tmp_path.glob(".*"))
 
 

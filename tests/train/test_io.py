@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from train.io import atomic_dir, atomic_path
+from runtime.core.io import atomic_dir, atomic_path
 
 
 def _mode(path):

@@ -4,8 +4,8 @@ import urllib.error
 import pytest
 import torch
 
-from train.losses import CombinedLoss, LossWeights, PerceptualWeightsUnavailable, luminance
-from train.metrics import image_metrics, relative_error
+from train.metrics import image_metrics, luminance, relative_error
+from train.unet.losses import CombinedLoss, LossWeights, PerceptualWeightsUnavailable
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from train.checkpoint import load_checkpoint, save_checkpoint
-from train.cli import run
-from train.lowlight import main
+from runtime.core.cli import run
+from train.lowlight.cli import main
 from train.models import create_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +93,7 @@ def test_make_dataset_writes_the_seed_layout_and_training_reads_it(tmp_path):
 def test_infer_on_a_folder_of_photos(tiny_run, tmp_path):
     import numpy as np
 
-    from train.data.lowlight import read_image, write_image
+    from train.data.images import read_image, write_image
 
     write_image(tmp_path / "in" / "dark.png", np.full((20, 30, 3), 0.05, np.float32))
     result = _cli("infer", "--checkpoint", str(tiny_run), "--input", str(tmp_path / "in"), "--out", str(tmp_path / "o"))

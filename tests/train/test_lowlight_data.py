@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
 
-from train.data.lowlight import (
-    PairDataset, SyntheticPairs, degrade, find_pairs, photo_split, read_image, write_image,
-)
-from train.errors import DatasetError
+from train.data.images import read_image, write_image
+from train.lowlight.data import PairDataset, SyntheticPairs, degrade, find_pairs, photo_split
+from runtime.core.errors import DatasetError
 
 
 def _pair_folder(folder, names, high_names=None, size=(24, 32)):

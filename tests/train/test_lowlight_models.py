@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from train.models import create_model, list_models
-from train.models.lowlight import Separation
+from train.lowlight.model import Separation
 
 
 def test_lowlight_presets_are_registered():

@@ -2,7 +2,7 @@ import pytest
 from torch import nn
 
 from train.models import UnknownModelError, create_model, list_models, register_model
-from train.models.unet import RelightUNet
+from train.unet.model import RelightUNet
 
 
 def test_unet_presets_are_registered():

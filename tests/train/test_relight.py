@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from train.checkpoint import load_checkpoint, save_checkpoint
-from train.cli import run
+from runtime.core.cli import run
 from train.models import create_model
-from train.models.relight import linear_to_srgb, plane_geometry, srgb_to_linear
-from train.relight import main
+from train.relight.model import linear_to_srgb, plane_geometry, srgb_to_linear
+from train.relight.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -111,7 +111,7 @@ def test_infer_writes_the_relit_image(parts, tmp_path):
     _, _, s_ckpt, u_ckpt = parts
     chain = tmp_path / "chain.ckpt"
     assert run(main, ["compose", "--sfsnet", str(s_ckpt), "--unet", str(u_ckpt), "--out", str(chain)]) == 0
-    from train.data.lowlight import read_image, write_image
+    from train.data.images import read_image, write_image
 
     write_image(tmp_path / "in.png", np.random.default_rng(0).random((24, 32, 3)))
     assert run(main, ["infer", "--model", str(chain), "--input", str(tmp_path / "in.png"), "--light", "0.2,0.1,2.5",

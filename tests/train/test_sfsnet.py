@@ -10,13 +10,14 @@ import pytest
 import torch
 
 from train.checkpoint import load_checkpoint, save_checkpoint
-from train.cli import run
-from train.data.sfsnet import (FaceRenderConfig, read_sfsnet_layout, render_face_dataset, render_face_sample,
+from runtime.core.cli import run
+from train.sfsnet.data import (FaceRenderConfig, read_sfsnet_layout, render_face_dataset, render_face_sample,
                                scan_split, write_sfsnet_layout)
-from train.errors import DatasetError
+from runtime.core.errors import DatasetError
 from train.models import create_model
 from train.models.sh import sh_shading, sh_shading_numpy
-from train.sfsnet import evaluate, main
+from train.sfsnet.cli import main
+from train.sfsnet.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--preset", "test", "--size", "40", "--train-samples", "48", "--val-samples", "8", "--test-samples", "8",
@@ -170,7 +171,7 @@ def test_training_writes_the_run_folder(tiny_run):
 
 
 def test_tiny_training_improves_the_decomposition(tiny_run):
-    from train.sfsnet import render_splits
+    from train.sfsnet.cli import render_splits
 
     splits, _ = render_splits((40, 40), {"test": 8}, seed=3, workers=1, progress=False)
     trained, _ = load_checkpoint(tiny_run)
@@ -187,7 +188,7 @@ def test_tiny_training_improves_the_decomposition(tiny_run):
 def test_load_model_and_interpolate(tiny_run, tmp_path):
     out = tmp_path / "again"
     assert run(main, [*TINY, "--epochs", "1", "--load_model", str(tiny_run), "--log_dir", str(out)]) == 0
-    from train.data.lowlight import write_image
+    from train.data.images import write_image
 
     write_image(tmp_path / "face.png", np.random.default_rng(0).random((30, 50, 3)))
     strip = tmp_path / "strip.png"
@@ -236,7 +237,7 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
 def test_wrong_family_for_load_model(tmp_path):
     ckpt = save_checkpoint(tmp_path / "u.ckpt", create_model("unet_test"))
     result = _cli(*TINY, "--epochs", "1", "--load_model", str(ckpt), "--log_dir", str(tmp_path / "r"))
-    assert result.returncode == 2 and "expected an sfsnet checkpoint" in result.stderr
+    assert result.returncode == 2 and "expected a checkpoint of the sfsnet family" in result.stderr
     assert not (tmp_path / "r" / "best.ckpt").exists()
 
 
@@ -258,7 +259,7 @@ def test_make_dataset_writes_sfsnet_layout(tmp_path):
 
 def test_light_sequences_interpolate_presets_and_sweep_the_key_light():
     from train.models.sh import sh_preset
-    from train.sfsnet import light_sequence
+    from train.sfsnet.cli import light_sequence
 
     lights, _ = light_sequence("left,front,right", 5)
     assert np.allclose(lights[0], sh_preset("left")) and np.allclose(lights[4], sh_preset("right"))

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from train.checkpoint import load_checkpoint
-from train.cli import run
-from train.unet import main
+from runtime.core.cli import run
+from train.unet.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--preset", "test", "--size", "32", "--train-samples", "12", "--val-samples", "4", "--test-samples", "4",

@@ -1,1 +1,1 @@
-"""Relighting data: the procedural renderer, albedo textures, the on-disk format and patch datasets."""
+"""Data shared by more than one family: the procedural scene renderer, albedo textures, and image files."""

@@ -1,6 +1,9 @@
-"""Registered model families. Importing this package registers every family and preset."""
+"""The model registry. Importing this package imports every family package under ``train/`` (each registers
+its presets and its ``Family``), so ``create_model`` and ``list_models`` see them all."""
 
 from .registry import UnknownModelError, create_model, get_entry, list_models, register_model
-from . import ibr, lowlight, relight, sfsnet, unet  # noqa: F401  (importing registers each family's presets)
+from ..families import load_families
+
+load_families()
 
 __all__ = ["UnknownModelError", "create_model", "get_entry", "list_models", "register_model"]

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
-from ..errors import UserError
+from runtime.core.errors import UserError
 
 __all__ = ["ModelEntry", "UnknownModelError", "register_model", "register_presets", "create_model", "list_models",
            "get_entry", "config_dict"]

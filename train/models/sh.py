@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..lighting import (SH_BASIS_NORMALISATION, SH_COEFFICIENTS, SH_CONSTANTS, SH_PRESETS, _monomials,
+from runtime.core.lighting import (SH_BASIS_NORMALISATION, SH_COEFFICIENTS, SH_CONSTANTS, SH_PRESETS, _monomials,
                         directional_sh, sh_preset)
 
 __all__ = ["SH_CONSTANTS", "SH_BASIS_NORMALISATION", "SH_COEFFICIENTS", "sh_basis", "sh_shading", "directional_sh",

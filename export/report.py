@@ -1,0 +1,59 @@
+"""The export report: the closing table of ``python -m export`` and ``export_report.md``."""
+
+from __future__ import annotations
+
+__all__ = ["summary_rows", "markdown", "hw"]
+
+
+def hw(shape) -> str:
+    """A shape as ``HxW`` text (``BxHxW`` with a batch)."""
+    return "x".join(str(v) for v in shape)
+
+
+def summary_rows(report: dict) -> list[tuple[str, ...]]:
+    """(artefact, size, precision, parity, time) per artefact, for the CLI's closing table."""
+    rows = []
+    for row in report["artefacts"]:
+        size = f"{row['size_bytes'] / 1e6:.2f} MB" if row["size_bytes"] else "-"
+        parity = row["parity"] if row["status"] != "not built" else f"not built: {row['note']}"
+        if row["status"] == "failed" and row["note"]:
+            parity = f"FAIL: {row['note']}" if row["parity"].startswith("pass") else row["parity"]
+        rows.append((row["artefact"], size, row["precision"], parity,
+                     f"{row['seconds']:.1f} s" if row["status"] != "not built" else "-"))
+    return rows
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# Export report: {report['name']}", "",
+             f"- checkpoint: `{report['checkpoint']}` (sha256 `{report['checkpoint_sha256'][:16]}...`)",
+             f"- result: {'**passed**' if report['passed'] else '**FAILED**: ' + ', '.join(report['failed'])}",
+             f"- profile (HxW): min {hw(report['profile']['min'])}, opt {hw(report['profile']['opt'])}, "
+             f"max {hw(report['profile']['max'])}, batch 1..{report['profile']['max_batch']}",
+             f"- parity inputs (BxHxW, from the family's data generator): "
+             f"{', '.join(hw(s) for s in report['parity_shapes'])}",
+             f"- thresholds: FP32 max abs error {report['thresholds']['fp32_max_abs']:g}, "
+             f"FP16 PSNR >= {report['thresholds']['fp16_min_psnr']:g} dB",
+             f"- created {report['created']}, {report['seconds']} s; versions: "
+             + ", ".join(f"{k} {v}" for k, v in report["versions"].items()), "",
+             "| artefact | size | precision | parity | time |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(r) + " |" for r in summary_rows(report)]
+    lines += ["", "## Parity per output", "",
+              "| artefact | output | shape | max abs error | PSNR (dB) | NaN/Inf | result |",
+              "|---|---|---|---|---|---|---|"]
+    for row in report["artefacts"]:
+        for p in row["parity_results"]:
+            psnr = "identical" if p["psnr"] is None else f"{p['psnr']:.1f}"
+            lines.append(f"| {row['artefact']} | {p['output']} | {hw(p['shape'])} | {p['max_abs']:.3g} | {psnr} | "
+                         f"{p['nonfinite']} | {'pass' if p['passed'] else 'FAIL: ' + p['reason']} |")
+    for row in report["artefacts"]:
+        if "fp16" in row:
+            s = row["fp16"]
+            lines += ["", f"## FP16 compute in {row['artefact']}", "",
+                      f"- FP16: {s['fp16_compute']} of {s['compute']} convolutions and matmuls "
+                      f"({', '.join(f'{k} {v}' for k, v in s['fp16'].items()) or 'none'})",
+                      f"- kept FP32: {', '.join(f'{k} {v}' for k, v in s['kept_fp32'].items()) or 'none'}",
+                      f"- inputs and outputs: {', '.join(f'{k} {v}' for k, v in s['io'].items())}"]
+    for row in report["artefacts"]:
+        if row["status"] == "not built":
+            lines += ["", f"## {row['artefact']}: not built", "", f"{row['note']}."]
+    return "\n".join(lines) + "\n"
