@@ -14,6 +14,7 @@ cannot run here are listed once with the reason. Writes results.json, results.md
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import os
 import platform
@@ -26,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.core.cli import ArgumentParser, nonnegative_int, positive_int
+from runtime.core.cli import ArgumentParser, bounded_int, thread_count
+from runtime.core.sidecar import MAX_SIDE
 
 from .backends import BACKENDS, backend_names
 from .models import DEFAULT_MODELS, parse_resolution
@@ -38,6 +40,24 @@ def _list(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def _resolutions(text: str) -> list[str]:
+    """A comma list of resolutions, each checked (360p, 720p, 1080p or HxW with sides up to 8192)."""
+    names = _list(text)
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 360p, 720p, 1080p or HxW, comma-separated")
+    for name in names:
+        try:
+            h, w = parse_resolution(name)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if max(h, w) > MAX_SIDE:
+            raise argparse.ArgumentTypeError(f"{name!r}: both sides must be at most {MAX_SIDE}")
+    return names
+
+
+_resolutions.numeric = True  # type: ignore[attr-defined]
+
+
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m benchmarks", description="Benchmark" + __doc__.split(
         "``python -m benchmarks``: every backend", 1)[1].replace("``", ""))
@@ -47,14 +67,14 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--backends", type=_list, default=backend_names(), metavar="LIST",
                    help=f"comma list from {', '.join(backend_names())} (default: all; those unavailable are "
                         "listed with the reason)")
-    p.add_argument("--resolutions", type=_list, default=["360p"], metavar="LIST",
+    p.add_argument("--resolutions", type=_resolutions, default=["360p"], metavar="LIST",
                    help="360p, 720p, 1080p or HxW, comma-separated (default: 360p)")
     p.add_argument("--precisions", type=_list, default=["fp32", "fp16"], metavar="LIST", help="fp32, fp16")
-    p.add_argument("--warmup", type=nonnegative_int, default=3, help="untimed runs before timing")
-    p.add_argument("--iters", type=positive_int, default=20, help="timed runs per row")
-    p.add_argument("--e2e-frames", type=nonnegative_int, default=60,
+    p.add_argument("--warmup", type=bounded_int(0, 1_000_000), default=3, help="untimed runs before timing")
+    p.add_argument("--iters", type=bounded_int(1, 1_000_000), default=20, help="timed runs per row")
+    p.add_argument("--e2e-frames", type=bounded_int(0, 1_000_000), default=60,
                    help="frames of the generated clip for end-to-end rows (0: none)")
-    p.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch and ONNX Runtime (default: all)")
+    p.add_argument("--threads", type=thread_count, help="CPU threads for PyTorch and ONNX Runtime (default: all)")
     p.add_argument("--out", default="benchmarks/out", metavar="DIR", help="where results.json/.md/latency.png go")
     p.add_argument("--cache", metavar="DIR", help="exported models and engines (default: ~/.cache/edgelight/bench)")
     return p

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from runtime.core.cli import ArgumentParser, bounded_int, image_size
 from train.models import create_model
 
 
@@ -89,12 +90,13 @@ def cpu_name() -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.model_cost", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m benchmarks.model_cost", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["unet_edge", "unet_seed"])
-    p.add_argument("--sizes", nargs="+", default=["256x256", "360x640"], help="HxW")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--sizes", nargs="+", type=image_size, default=[(256, 256), (360, 640)], metavar="HxW",
+                   help="input sizes (default: 256x256 360x640)")
+    p.add_argument("--warmup", type=bounded_int(0, 1_000_000), default=2)
+    p.add_argument("--iters", type=bounded_int(1, 1_000_000), default=5)
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     args = p.parse_args(argv)
     print(f"# {cpu_name()}, {torch.get_num_threads()} threads, "
@@ -106,7 +108,7 @@ def main(argv=None) -> int:
         model = create_model(name).eval()
         params = sum(p.numel() for p in model.parameters())
         for size in args.sizes:
-            h, w = (int(v) for v in size.lower().split("x"))
+            h, w = size
             inputs = example_inputs(model, h, w)
             macs = count_macs(model, inputs)
             times = time_forward(model, inputs, args.warmup, args.iters)

@@ -10,13 +10,14 @@ after warm-up, wall clock).
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
+
+from runtime.core.cli import ArgumentParser, bounded_int, image_size
 
 
 def _time(fn, iters: int, warmup: int = 3) -> tuple[float, float]:
@@ -39,11 +40,11 @@ def measure(folder: Path, height: int, width: int, iters: int, threads: int) -> 
     from runtime.core.sidecar import read_sidecar
     from train.checkpoint import load_checkpoint
 
-    meta = read_sidecar(folder / "model.onnx")
+    sidecar = read_sidecar(folder / "model.onnx")
+    model, meta = load_checkpoint(sidecar.source["checkpoint"])
     feeds = sample_inputs(meta, 1, height, width, seed=0)
-    row = {"name": meta["name"], "onnx_mb": (folder / "model.onnx").stat().st_size / 1e6}
-    model, _ = load_checkpoint(meta["source"]["checkpoint"])
-    args = [torch.from_numpy(feeds[s["name"]]) for s in meta["contract"]["inputs"]]
+    row = {"name": sidecar.name, "onnx_mb": (folder / "model.onnx").stat().st_size / 1e6}
+    args = [torch.from_numpy(feeds[s["name"]]) for s in sidecar.contract["inputs"]]
     with torch.inference_mode():
         row["torch"] = _time(lambda: model(*args), iters)
     options = ort.SessionOptions()
@@ -57,13 +58,14 @@ def measure(folder: Path, height: int, width: int, iters: int, threads: int) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.onnx_cpu", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m benchmarks.onnx_cpu", description=__doc__.split("\n\n")[0])
     p.add_argument("folders", nargs="+", type=Path, help="python -m export output folders")
-    p.add_argument("--size", default="360x640", help="HxW of the inputs (default: 360x640)")
-    p.add_argument("--iters", type=int, default=20, help="timed runs per backend (default: 20)")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
+    p.add_argument("--size", type=image_size, default="360x640", help="HxW of the inputs (default: 360x640)")
+    p.add_argument("--iters", type=bounded_int(1, 1_000_000), default=20, help="timed runs per backend (default: 20)")
+    p.add_argument("--threads", type=bounded_int(0, 1024), default=0,
+                   help="ONNX Runtime intra-op threads (0: all cores)")
     args = p.parse_args(argv)
-    height, width = (int(v) for v in args.size.lower().split("x"))
+    height, width = args.size
     import onnxruntime as ort
     import torch
 

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import resource
@@ -23,6 +22,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from runtime.core.cli import ArgumentParser, bounded_int, thread_count
 
 
 def _rss_mb() -> float:
@@ -64,16 +65,17 @@ class _Replay:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline_cpu", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m benchmarks.pipeline_cpu", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="export folder, ONNX file or checkpoint")
     from runtime.tasks import get_task, list_tasks
 
     p.add_argument("--task", choices=[t for t in list_tasks() if get_task(t).video_input],
                    help="the task to run (default: the one the model's sidecar names)")
     p.add_argument("--clip", required=True, help="input video (e.g. python -m runtime demo-clip)")
-    p.add_argument("--iters", type=int, default=50, help="inference-only runs")
-    p.add_argument("--frames", type=int, default=0, help="frames for the memory run (0: skip it)")
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime / PyTorch threads")
+    p.add_argument("--iters", type=bounded_int(1, 1_000_000), default=50, help="inference-only runs")
+    p.add_argument("--frames", type=bounded_int(0, 10_000_000), default=0,
+                   help="frames for the memory run (0: skip it)")
+    p.add_argument("--threads", type=thread_count, default=None, help="ONNX Runtime / PyTorch threads")
     args = p.parse_args(argv)
 
     from runtime import Pipeline, load

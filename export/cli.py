@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from runtime.core.cli import ArgumentParser, positive_float, positive_int, run
+from runtime.core.cli import ArgumentParser, bounded_float, bounded_int, run
 
 __all__ = ["build_parser", "main"]
+
+
+MAX_BATCH = 1024  # largest batch of a profile or a parity check
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -31,9 +34,17 @@ def _shapes(text: str) -> tuple[tuple[int, int, int], ...]:
     from .pipeline import parse_shape
 
     try:
-        return tuple(parse_shape(part, batch=True) for part in text.split(",") if part.strip())
+        shapes = tuple(parse_shape(part, batch=True) for part in text.split(",") if part.strip())
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if not shapes:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one or more BxHxW shapes")
+    if any(shape[0] > MAX_BATCH for shape in shapes):
+        raise argparse.ArgumentTypeError(f"{text!r}: the batch must be from 1 to {MAX_BATCH}")
+    return shapes
+
+
+_shape.numeric = _shapes.numeric = True  # type: ignore[attr-defined]
 
 
 def _ops(text: str) -> tuple[str, ...]:
@@ -56,7 +67,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--keep-fp32", type=_ops, default=(), metavar="OPS",
                    help="more ONNX operator types or node names to keep in FP32, comma-separated (e.g. Mul,Add or "
                         "node_conv2d_3 when parity shows an overflow)")
-    p.add_argument("--opset", type=int, default=18, metavar="N", help="ONNX opset (18 or newer)")
+    p.add_argument("--opset", type=bounded_int(18, 100), default=18, metavar="N", help="ONNX opset (18 or newer)")
     shapes = p.add_argument_group("shapes (HxW; the ONNX files take any size from 16 to 8192)")
     shapes.add_argument("--min-shape", type=_shape, default=(256, 256), metavar="HxW",
                         help="smallest frame of the engine's optimisation profile (default: 256x256)")
@@ -64,22 +75,23 @@ def build_parser() -> ArgumentParser:
                         help="frame size TensorRT tunes for (default: 720x1280, 720p)")
     shapes.add_argument("--max-shape", type=_shape, default=(1088, 1920), metavar="HxW",
                         help="largest frame of the profile (default: 1088x1920, 1080p rounded up to 16)")
-    shapes.add_argument("--max-batch", type=positive_int, default=4, help="largest batch of the profile")
+    shapes.add_argument("--max-batch", type=bounded_int(1, MAX_BATCH), default=4, help="largest batch of the profile")
     parity = p.add_argument_group("parity (PyTorch FP32 against every artefact, on the family's own data)")
     parity.add_argument("--parity-shapes", type=_shapes, default=((1, 256, 256), (2, 360, 640)), metavar="BxHxW,...",
                         help="input batches to compare on (default: 1x256x256,2x360x640); within the profile")
-    parity.add_argument("--fp32-max-abs", type=positive_float, default=1e-4,
+    parity.add_argument("--fp32-max-abs", type=bounded_float(0.0, 1e6, low_open=True), default=1e-4,
                         help="largest abs error of FP32 artefacts (scaled by the output's range when that exceeds 1)")
-    parity.add_argument("--fp16-min-psnr", type=positive_float, default=45.0,
+    parity.add_argument("--fp16-min-psnr", type=bounded_float(0.0, 200.0, low_open=True), default=45.0,
                         help="smallest PSNR in dB of FP16 artefacts against PyTorch FP32")
-    parity.add_argument("--threads", type=int, default=0, metavar="N",
+    parity.add_argument("--threads", type=bounded_int(0, 1024), default=0, metavar="N",
                         help="ONNX Runtime CPU threads for the checks (0: all cores)")
     trt = p.add_argument_group("TensorRT (built when the tensorrt package and an NVIDIA GPU are present)")
     when = trt.add_mutually_exclusive_group()
     when.add_argument("--engine", action="store_true", default=None,
                       help="require an engine: without TensorRT or a GPU, fail (exit 2) instead of skipping it")
     when.add_argument("--no-engine", dest="engine", action="store_false", help="never build an engine")
-    trt.add_argument("--workspace", type=positive_float, default=4.0, metavar="GB", help="builder workspace limit")
+    trt.add_argument("--workspace", type=bounded_float(0.0, 1024.0, low_open=True), default=4.0, metavar="GB",
+                     help="builder workspace limit")
     trt.add_argument("--timing-cache", metavar="PATH",
                      help="timing cache file, read and updated by every build (default: one per GPU and TensorRT "
                           "version in ~/.cache/edgelight/tensorrt)")
@@ -121,10 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workspace_gb=args.workspace, timing_cache=args.timing_cache, cache_dir=args.cache_dir,
         version_compatible=args.version_compatible, hardware_compatible=args.hardware_compatible,
         triton_repo=args.triton_repo, threads=args.threads, quiet=args.quiet)
-    try:
-        report = run_export(options)
-    except OSError as exc:  # the disk filled up, a folder vanished: say so in one line
-        raise _error(f"{exc.filename or args.out or 'output'}: {exc.strerror or exc}") from None
+    report = run_export(options)  # a failed write (a full disk) is an OSError: one line and exit 1 from run()
     print()
     print(_table(summary_rows(report)))
     print(f"\n{report['name']}: {'all artefacts passed parity' if report['passed'] else 'PARITY FAILED'}; "

@@ -2,9 +2,11 @@
 
 Each step is a function of ``export`` that can be called alone (``export_onnx``, ``convert_fp16``,
 ``engine.build_engine``); this module chains them, runs the parity checks, writes the sidecars and
-the report, and publishes only artefacts that passed. Everything is built in a staging folder inside
-``--out`` and renamed into place at the end, so a failed or interrupted export leaves no half-written
-file behind.
+the report, and publishes only artefacts that passed. The whole set (models, sidecars, assets, report)
+is built in a recognisable staging folder beside ``--out`` and renamed into place in one step at the end
+(swapped with an earlier export there; files of the user's in ``--out`` are carried over), so model,
+sidecar and report appear together or not at all, and a failed or interrupted export leaves nothing
+half-written.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ import datetime as _dt
 import json
 import os
 import shutil
-import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from runtime.core.errors import UserError
-from runtime.core.io import atomic_path, write_text
+from runtime.core.io import publish, temp_dir, write_text
 from runtime.core.sidecar import MAX_SIDE, MIN_SIDE, Sidecar, file_sha256, make_profile, sidecar_path
 
 from .parity import Thresholds, compare
+from .report import build_report, markdown
 from .report import hw as _hw
-from .report import markdown
 
 __all__ = ["ExportOptions", "ExportError", "run_export", "parse_shape", "MIN_SIDE", "MAX_SIDE"]
 
@@ -224,9 +224,8 @@ def run_export(options: ExportOptions) -> dict:
     stem = "model"
     contract = meta["contract"]
     ckpt_sha = file_sha256(ckpt)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", suffix=".tmp", dir=out))
+    existed = out.is_dir()
+    staging = temp_dir(out)  # beside --out; the whole set is renamed into place at the end
     artefacts: list[_Artefact] = []
     profile = make_profile(contract, options.min_shape, options.opt_shape, options.max_shape, options.max_batch)
     assets = get_family(meta["family"]).assets(meta, ckpt)
@@ -251,6 +250,8 @@ def run_export(options: ExportOptions) -> dict:
         fp32 = _Artefact(f"{stem}.onnx", "onnx", "fp32", staging / f"{stem}.onnx")
         try:
             export_onnx(model, meta, trace, fp32.path, opset=options.opset, min_side=MIN_SIDE, max_side=MAX_SIDE)
+        except OSError:  # a failed write (a full disk): reported as such below
+            raise
         except Exception as exc:  # an exporter failure is the model's, not the user's: report it whole
             raise RuntimeError(f"torch.onnx.export failed for {meta['name']}: {exc}") from exc
         fp32.seconds = time.perf_counter() - t0
@@ -313,40 +314,65 @@ def run_export(options: ExportOptions) -> dict:
             artefacts.append(_Artefact(engine_label, "engine", last.precision, status="not built", note=why))
 
         t0 = log.stage(f"sidecars, report{' and Triton repository' if options.triton_repo else ''} -> {out}")
-        _copy_assets(assets, out)
-        sidecars = {art.label: _sidecar(art, meta, ckpt, ckpt_sha, options, profile, assets)
-                    for art in artefacts if art.path is not None}
-        # Artefacts of an earlier export in --out go first: a folder holds one coherent set, never a
-        # new model.onnx beside an old model.fp16.onnx that the runtime might pick.
-        for old in [*out.glob("model.onnx"), *out.glob("model.*.onnx"), *out.glob("model.engine"),
-                    *out.glob("model.*.engine")]:
-            old.unlink(missing_ok=True)
-            sidecar_path(old).unlink(missing_ok=True)
-        for art in artefacts:  # publish what passed; failed artefacts stay out of --out
+        _copy_assets(assets, staging)
+        sidecars = {}
+        for art in artefacts:  # what passed goes out with its sidecar; failed artefacts stay out of --out
             if art.path is not None and art.status in ("built", "reused"):
-                os.replace(art.path, out / art.label)
-                art.path = out / art.label
+                sidecars[art.label] = _sidecar(art, meta, ckpt, ckpt_sha, options, profile, assets)
                 _write_json(sidecar_path(art.path), sidecars[art.label].to_dict())
             elif art.path is not None:
+                art.path.unlink()
                 art.path = None
+        report = build_report(options, meta, ckpt, ckpt_sha, artefacts, time.perf_counter() - started, out,
+                              _versions())
+        _write_json(staging / "export_report.json", report)
+        write_text(staging / "export_report.md", markdown(report))
+        if existed:
+            _keep_foreign(out, staging)
+        # Model, sidecars and report appear together: the staging folder becomes --out in one rename
+        # (swapped with an earlier export in --out), and never replaces a folder another run made meanwhile.
+        publish(staging, out, overwrite=existed)
+        for art in artefacts:
+            art.path = out / art.label if art.path is not None else None
         if options.triton_repo:
             _triton(options, meta, artefacts, sidecars)
-        report = _report(options, meta, ckpt, ckpt_sha, artefacts, time.perf_counter() - started, out)
-        _write_json(out / "export_report.json", report)
-        write_text(out / "export_report.md", markdown(report))
         return report
+    except OSError as exc:  # name what the user asked for, not the staging folder
+        if not exc.filename or str(exc.filename).startswith(str(staging)):  # a write to the set (on an open file:
+            where = out / Path(exc.filename).relative_to(staging) if exc.filename else out  # no name given)
+            raise OSError(exc.errno, exc.strerror or str(exc), str(where)) from None
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        if created and not any(out.iterdir()):  # an export that failed early leaves no empty folder
-            out.rmdir()
 
 
-def _copy_assets(assets: dict[str, Path], out: Path) -> None:
-    """Copy the files a model needs besides its weights (its family's ``assets``) next to the artefacts."""
+_EXPORT_FILES = ("model.onnx", "model.*.onnx", "model.engine", "model.*.engine", "model*.json", "export_report.*")
+"""What an export writes in --out (besides its assets): an earlier export's set is replaced as a whole."""
+
+
+def _keep_foreign(out: Path, staging: Path) -> None:
+    """Carry what the user keeps in --out that is not an earlier export's set over into the new set."""
+    ours = {p.name for pattern in _EXPORT_FILES for p in out.glob(pattern)} | {p.name for p in staging.iterdir()}
+    for entry in out.iterdir():
+        if entry.name in ours or entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, staging / entry.name, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, staging / entry.name)
+
+
+def _link_or_copy(source, target) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _copy_assets(assets: dict[str, Path], staging: Path) -> None:
+    """Copy the files a model needs besides its weights (its family's ``assets``) into the set."""
     for source in assets.values():
-        if source.resolve() != (out / source.name).resolve():
-            with atomic_path(out / source.name) as tmp:
-                shutil.copyfile(source, tmp)
+        shutil.copyfile(source, staging / source.name)
 
 
 def _split_keep(path: Path, names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -406,28 +432,3 @@ def _json_default(value):
 
 def _write_json(path: Path, data: dict) -> None:
     write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
-
-
-def _report(options, meta, ckpt, ckpt_sha, artefacts, seconds, out) -> dict:
-    rows = []
-    for art in artefacts:
-        rows.append({
-            "artefact": art.label, "kind": art.kind, "precision": art.precision, "status": art.status,
-            "path": str(art.path) if art.path else None,
-            "size_bytes": art.path.stat().st_size if art.path else None, "seconds": round(art.seconds, 2),
-            "parity_passed": art.passed if art.parity else None, "parity": art.parity_text(), "note": art.note,
-            "parity_results": [p.to_dict() for p in art.parity], **art.extra})
-    failed = [a for a in artefacts if a.status == "failed"]
-    return {
-        "name": meta["name"], "family": meta["family"], "preset": meta["preset"],
-        "checkpoint": str(ckpt), "checkpoint_sha256": ckpt_sha, "out": str(out),
-        "passed": not failed, "failed": [a.label for a in failed],
-        "thresholds": asdict(options.thresholds),
-        "parity_shapes": [list(s) for s in options.parity_shapes],
-        "profile": {"min": list(options.min_shape), "opt": list(options.opt_shape), "max": list(options.max_shape),
-                    "max_batch": options.max_batch},
-        "artefacts": rows, "seconds": round(seconds, 1),
-        "triton_repo": options.triton_repo,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "versions": _versions(), "python": sys.version.split()[0],
-    }

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["summary_rows", "markdown", "hw"]
+import datetime as _dt
+import sys
+from dataclasses import asdict
+
+__all__ = ["build_report", "summary_rows", "markdown", "hw"]
 
 
 def hw(shape) -> str:
@@ -57,3 +61,29 @@ def markdown(report: dict) -> str:
         if row["status"] == "not built":
             lines += ["", f"## {row['artefact']}: not built", "", f"{row['note']}."]
     return "\n".join(lines) + "\n"
+
+
+def build_report(options, meta: dict, ckpt, ckpt_sha: str, artefacts: list, seconds: float, out, versions: dict) -> dict:
+    """The ``export_report.json`` content: every artefact's status, size, time and parity, and the run's settings."""
+    rows = []
+    for art in artefacts:
+        rows.append({
+            "artefact": art.label, "kind": art.kind, "precision": art.precision, "status": art.status,
+            "path": str(out / art.label) if art.path else None,
+            "size_bytes": art.path.stat().st_size if art.path else None, "seconds": round(art.seconds, 2),
+            "parity_passed": art.passed if art.parity else None, "parity": art.parity_text(), "note": art.note,
+            "parity_results": [p.to_dict() for p in art.parity], **art.extra})
+    failed = [a for a in artefacts if a.status == "failed"]
+    return {
+        "name": meta["name"], "family": meta["family"], "preset": meta["preset"],
+        "checkpoint": str(ckpt), "checkpoint_sha256": ckpt_sha, "out": str(out),
+        "passed": not failed, "failed": [a.label for a in failed],
+        "thresholds": asdict(options.thresholds),
+        "parity_shapes": [list(s) for s in options.parity_shapes],
+        "profile": {"min": list(options.min_shape), "opt": list(options.opt_shape), "max": list(options.max_shape),
+                    "max_batch": options.max_batch},
+        "artefacts": rows, "seconds": round(seconds, 1),
+        "triton_repo": options.triton_repo,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions, "python": sys.version.split()[0],
+    }

@@ -8,21 +8,33 @@
     python -m runtime demo-clip --out demo.mp4
 
 Exit codes: 0 done (Ctrl-C on a camera or stream is a clean stop); 1 a live source was lost (after
-reconnect attempts; the output so far is kept); 2 bad input (a missing or damaged file, a model
-for another task, a bad option; the output of a damaged file is kept up to the damage); 130 Ctrl-C
-on a file (the frames processed so far are written).
+reconnect attempts; the output so far is kept), or an output could not be written (a full disk: the
+message names the path and the cause, and no file is left under the output's name); 2 bad input (a
+missing or damaged file, a model for another task, a bad option; the output of a damaged file is kept
+up to the damage); 130 Ctrl-C on a file, 143 SIGTERM, 129 SIGHUP (the frames processed so far are
+written and finalised).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from .backends import list_backends
-from .core.cli import ArgumentParser, image_size, positive_float, positive_int
+from .core.cli import (
+    ArgumentParser,
+    bounded_int,
+    frame_rate,
+    image_size,
+    positive_int,
+    random_seed,
+    thread_count,
+    timeout_seconds,
+)
 from .core.errors import UserError
 
 __all__ = ["main", "build_parser"]
@@ -45,7 +57,7 @@ def _common(p: ArgumentParser, *, video_input: bool = True) -> None:
                         "else ONNX)")
     b.add_argument("--providers", metavar="LIST",
                    help="ONNX Runtime execution providers in order, e.g. tensorrt,cuda,cpu (default: those installed)")
-    b.add_argument("--threads", type=positive_int, help="CPU threads for ONNX Runtime or PyTorch (default: all cores)")
+    b.add_argument("--threads", type=thread_count, help="CPU threads for ONNX Runtime or PyTorch (default: all cores)")
     b.add_argument("--cuda-lib", choices=["auto", "pycuda", "cuda-python"],
                    help="CUDA layer for TensorRT engines (default: cuda-python, else pycuda)")
     b.add_argument("--device", metavar="DEVICE",
@@ -53,17 +65,18 @@ def _common(p: ArgumentParser, *, video_input: bool = True) -> None:
     b.add_argument("--fp16", action="store_true", help="PyTorch checkpoints: run in half precision (CUDA)")
     b.add_argument("--cuda-graphs", action="store_true",
                    help="PyTorch checkpoints and TensorRT engines: replay CUDA graphs per input shape")
-    b.add_argument("--depth", type=positive_int, default=2, help="frames in flight on the GPU (at least 2)")
+    b.add_argument("--depth", type=bounded_int(1, 64), default=2, help="frames in flight on the GPU (at least 2)")
     s = p.add_argument_group("source and statistics")
     if video_input:
         s.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
                        help="treat the input as live (keep only the newest frame, count drops); default: cameras "
                             "and streams are live, files are not")
-        s.add_argument("--reconnects", type=positive_int, default=3, help="reopen attempts when a live source is lost")
-        s.add_argument("--timeout", type=positive_float, default=5.0,
+        s.add_argument("--reconnects", type=bounded_int(1, 10_000), default=3,
+                       help="reopen attempts when a live source is lost")
+        s.add_argument("--timeout", type=timeout_seconds, default=5.0,
                        help="seconds before a stalled source counts as lost")
         s.add_argument("--max-frames", type=positive_int, help="stop after N frames")
-    s.add_argument("--fps", type=positive_float, help="output frame rate (default: the source's, or 30)")
+    s.add_argument("--fps", type=frame_rate, help="output frame rate (default: the source's, or 30)")
     s.add_argument("--output-size", type=image_size, metavar="HxW", help="output frame size (default: the input's)")
     s.add_argument("--stats", metavar="PATH", help="also write the statistics as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -88,10 +101,10 @@ def build_parser() -> ArgumentParser:
     d.add_argument("--out", required=True, metavar="PATH", help="video file to write (.mp4)")
     d.add_argument("--kind", choices=KINDS, default=KINDS[0],
                    help="lowlight: a dark, noisy scene for enhance; faces: a well-lit one for relight")
-    d.add_argument("--frames", type=positive_int, default=150, help="frames")
+    d.add_argument("--frames", type=bounded_int(1, 1_000_000), default=150, help="frames")
     d.add_argument("--size", type=image_size, default=(360, 640), metavar="HxW", help="frame size (default: 360x640)")
-    d.add_argument("--fps", type=positive_float, default=30.0, help="frame rate")
-    d.add_argument("--seed", type=int, default=0, help="random seed")
+    d.add_argument("--fps", type=frame_rate, default=30.0, help="frame rate")
+    d.add_argument("--seed", type=random_seed, default=0, help="random seed")
     return p
 
 
@@ -159,9 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with runner:
             summary = pipeline.run()
         ok = True
-    except OSError as exc:  # an output that cannot be written after all (disk full, permissions)
-        raise UserError(f"{exc.filename or 'output'}: {exc.strerror or exc}") from None
-    finally:
+    finally:  # on any failure (a full disk included) the sink discards its temporary file
         if sink is not None:
             sink.close(ok=ok)
         if source is not None:
@@ -172,9 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     where = f" to {args.output}" if args.output else ""
     print(f"{summary['frames']} frames{where}; {runner.name} on {runner.backend} ({runner.device}), "
           f"{summary['fps']:.1f} FPS end to end, {summary['dropped']} dropped")
-    if pipeline.interrupted:  # Ctrl-C: a clean stop; what was processed is written
-        print(f"{main.prog}: interrupted after {summary['frames']} frames", file=sys.stderr)
-        return 0 if source is not None and source.live else 130
+    if pipeline.interrupted:  # Ctrl-C, SIGTERM, SIGHUP: a clean stop; what was processed is written
+        signum = pipeline.stop_signal or signal.SIGINT
+        print(f"{main.prog}: interrupted ({signal.Signals(signum).name}) after {summary['frames']} frames",
+              file=sys.stderr)
+        return 0 if source is not None and source.live and signum == signal.SIGINT else 128 + signum
     if pipeline.error:
         print(f"{main.prog}: stopped early: {pipeline.error}", file=sys.stderr)
         return 1 if source is not None and source.live else 2

@@ -31,6 +31,7 @@ import numpy as np
 from .cuda.base import Cuda, DeviceBuffer, Event, HostBuffer, Stream
 from .cuda.kernels import TENSOR_DTYPES
 from .core.errors import ModelError
+from .stats import LatencyHistogram
 
 __all__ = ["CudaFrameExecutor", "STAGES"]
 
@@ -128,9 +129,11 @@ class CudaFrameExecutor:
             raise ModelError(f"input {image_input!r} takes batches of at least {low[0]}; the executor sends one frame")
         self._max_hw = _image_hw(runner.max_shape(image_input), f"input {image_input!r}")
         out_hw = _image_hw(runner.max_shape(output), f"output {output!r}")
-        self.timings: dict[str, list[float]] = {stage: [] for stage in STAGES}
+        self.timings: dict[str, LatencyHistogram] = {stage: LatencyHistogram() for stage in STAGES}
         """GPU seconds per finished frame and stage (``upload``, ``preprocess``, ``infer``, ``postprocess``,
-        ``download``), measured with CUDA events."""
+        ``download``), measured with CUDA events, in constant memory: each stage is a histogram (exact count,
+        sum, min and max) that reads like the list of its samples (``len``, iteration; see
+        ``runtime.stats.LatencyHistogram``)."""
         self._inflight: deque[_Job] = deque()
         self._next = 0
         self._closed = False
@@ -258,7 +261,7 @@ class CudaFrameExecutor:
         events = slot.events
         events["download_end"].synchronize()
         for stage, (start, end) in _SPANS.items():
-            self.timings[stage].append(events[end].elapsed_ms(events[start]) / 1000.0)
+            self.timings[stage].add(events[end].elapsed_ms(events[start]) / 1000.0)
         return job.tag, slot.result_host.view((*job.size, 3), np.uint8).copy()
 
     # -- lifetime -------------------------------------------------------------------------------------------

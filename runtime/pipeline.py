@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from .core.cli import exit_code
+from .core.color import as_bgr8
 from .runners.base import Runner
 from .stats import Progress, Stats
 from .tasks import Task
@@ -59,15 +61,20 @@ class Pipeline:
         self.error: str | None = None
         """Why the run stopped before the end of its source (damage, disconnect, interrupted), or None."""
         self.interrupted = False
-        """The run was stopped with Ctrl-C (a clean stop: the frames so far are written)."""
+        """The run was stopped by Ctrl-C, SIGTERM or SIGHUP (a clean stop: the frames so far are written)."""
+        self.stop_signal: int | None = None
+        """The signal that stopped the run (``signal.SIGINT`` for Ctrl-C), or None."""
 
     # -- one frame at a time -------------------------------------------------------------------------
 
     def process(self, frame: np.ndarray | None, index: int = 0) -> np.ndarray:
-        """One uint8 HxWx3 BGR frame in, its enhanced or relit version (same size) out.
+        """One uint8 HxWx3 BGR frame in, its enhanced or relit version (uint8 HxWx3 BGR, same size) out.
 
-        ``frame`` is None for tasks without an input video (``ibr``). The runner is activated on the
-        first call.
+        Grey (HxW, HxWx1), BGRA (HxWx4, alpha dropped) and uint16 frames (``round(value / 257)``) are
+        converted (``runtime.core.color.as_bgr8``); float and other dtypes, empty frames and other
+        shapes raise ValueError saying what is expected. A frame the model's shape range cannot take
+        raises UserError (a ValueError). ``frame`` is None for tasks without an input video (``ibr``).
+        The runner is activated on the first call.
         """
         self.runner.activate()
         outputs, fit, fitted, _ = self._infer(frame, index)
@@ -77,7 +84,8 @@ class Pipeline:
         """Fit and preprocess one frame and run the model: (outputs, fit, fitted frame, stage times)."""
         t0 = time.perf_counter()
         fit = fitted = None
-        if frame is not None:
+        if frame is not None or self.task.video_input:
+            frame = as_bgr8(frame)  # uint8 HxWx3 BGR: the frames of a source pass unchanged
             fit = self.task.fit(self.runner, frame.shape[:2])
             fitted = fit.apply(frame)
         feeds = self.task.feeds(fitted, index)
@@ -143,17 +151,17 @@ class Pipeline:
             if executor is not None:
                 for tag, out in executor.flush():
                     writes.put((lambda t=tag, o=out: self._finish(t, o), tag[0]))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (runtime.core.cli.Interrupted)
             self.error = "interrupted"
             self.interrupted = True
+            self.stop_signal = exit_code(exc) - 128
         finally:
             writes.put(_END)
             writer.join()
             stats.stop()
             if executor is not None:
-                for stage, values in executor.timings.items():
-                    for seconds in values:
-                        stats.add(f"gpu_{stage}", seconds)
+                for stage, histogram in executor.timings.items():
+                    stats.merge(f"gpu_{stage}", histogram)
                 executor.close()
             if self.source is not None:
                 self.source.stop()

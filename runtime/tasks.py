@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from .core.cli import positive_float, positive_int
+from .core.cli import bounded_float, bounded_int, positive_float
 from .core.color import frame_to_tensor, linear_to_srgb, tensor_to_frame
 from .core.errors import TaskError, UserError
 from .core.io import read_float_image
@@ -93,6 +94,8 @@ def fit_frame(size: tuple[int, int], low: tuple[int, int], high: tuple[int, int]
     """The fit of a ``size`` (H, W) frame into the range ``low``..``high``: shrink (keeping the aspect)
     when a side is too large, then pad (reflected) when a side is too small."""
     h, w = size
+    if h < 1 or w < 1:
+        raise UserError(f"a {h}x{w} frame is empty: frames need at least 1x1 pixels")
     scale = min(1.0, high[0] / h, high[1] / w)
     scaled = (max(1, int(h * scale)), max(1, int(w * scale))) if scale < 1.0 else (h, w)
     padded = (max(scaled[0], low[0]), max(scaled[1], low[1]))
@@ -206,9 +209,7 @@ class EnhanceTask(Task):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        from .core.cli import nonnegative_float
-
-        parser.add_argument("--smooth", type=nonnegative_float, default=0.0, metavar="A",
+        parser.add_argument("--smooth", type=bounded_float(0.0, 1.0, high_open=True), default=0.0, metavar="A",
                             help="temporal smoothing of the estimated illumination against flicker: 0 off .. 0.9 "
                                  "strong")
 
@@ -234,6 +235,9 @@ class EnhanceTask(Task):
         return np.ascontiguousarray(np.clip(source / full + 0.5, 0, 255).astype(np.uint8))
 
 
+_LIGHT_MAX = 1000.0  # a light position's coordinates, in frame units (the frame spans -1..1)
+
+
 def _vector(count: int):
     def parse(text: str) -> tuple[float, ...]:
         try:
@@ -242,9 +246,13 @@ def _vector(count: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not {count} comma-separated numbers") from None
         if len(values) != count:
             raise argparse.ArgumentTypeError(f"{text!r}: expected {count} comma-separated numbers")
+        if not all(math.isfinite(v) and abs(v) <= _LIGHT_MAX for v in values):
+            raise argparse.ArgumentTypeError(f"{text!r}: each number must be finite, from -{_LIGHT_MAX:g} to "
+                                             f"{_LIGHT_MAX:g}")
         return values
 
     parse.__name__ = "light"
+    parse.numeric = True  # type: ignore[attr-defined]
     return parse
 
 
@@ -272,7 +280,8 @@ class RelightTask(Task):
         light.add_argument("--light-path", metavar="PATH",
                            help="orbit or sweep; a CSV with x,y,z columns (point lights); for SH models also a comma "
                                 "list of SH light names to blend through (default: orbit)")
-        parser.add_argument("--period", type=positive_int, default=120, help="frames per cycle of --light-path")
+        parser.add_argument("--period", type=bounded_int(1, 1_000_000), default=120,
+                            help="frames per cycle of --light-path")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, runner: Runner) -> Task:
@@ -343,7 +352,7 @@ class IBRTask(Task):
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--light-path", default="orbit", metavar="PATH",
                             help="orbit, sweep or a CSV with x,y columns in capture units")
-        parser.add_argument("--frames", type=positive_int, default=120, help="frames to render")
+        parser.add_argument("--frames", type=bounded_int(1, 1_000_000), default=120, help="frames to render")
         parser.add_argument("--average", metavar="FILE.npy",
                             help="the capture's average image (default: the export's asset)")
         parser.add_argument("--white", type=positive_float, help="linear value shown as white (default: from the "

@@ -29,7 +29,7 @@ from .families import get_family
 from .models import create_model, get_entry
 
 __all__ = ["FORMAT", "build_metadata", "checkpoint_path", "save_checkpoint", "load_checkpoint", "read_checkpoint",
-           "update_metadata"]
+           "update_metadata", "torch_save"]
 
 FORMAT = "edgelight-checkpoint/1"
 _PREFIX = "model."
@@ -58,21 +58,48 @@ def save_checkpoint(
     path: str | os.PathLike, model: nn.Module, *, data: dict | None = None, metrics: dict | None = None
 ) -> Path:
     """Write ``model`` and its metadata to ``path`` atomically."""
-    from runtime.core.io import atomic_path
-
     payload = {
         "state_dict": {_PREFIX + k: v.detach().cpu() for k, v in model.state_dict().items()},
         "edgelight": build_metadata(model, data=data, metrics=metrics),
     }
+    return torch_save(payload, path)
+
+
+def torch_save(payload: dict, path: str | os.PathLike) -> Path:
+    """``torch.save`` to ``path`` atomically; a failed write (a full disk) is an OSError naming ``path`` and its
+    cause, never PyTorch's internal error, and leaves neither a partial file nor a temporary behind."""
+    import errno
+
+    from runtime.core.io import atomic_path, free_bytes
+
+    path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return Path(path)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as exc:  # PytorchStreamWriter reports failed writes as RuntimeError
+            if "write" not in str(exc).lower():
+                raise
+            code = errno.ENOSPC if (free_bytes(path.parent) or 0) < (1 << 20) else errno.EIO
+            raise OSError(code, os.strerror(code), str(path)) from None
+    return path
 
 
 def checkpoint_path(path: str | os.PathLike) -> Path:
     """The checkpoint file a path names: the path itself, or a run folder's ``best.ckpt``."""
     path = Path(path)
     return path / "best.ckpt" if path.is_dir() else path
+
+
+def _load_failure(exc: Exception) -> str:
+    """What went wrong in ``torch.load``, in a few words: never PyTorch's advice to load untrusted pickles."""
+    text = str(exc)
+    if "PytorchStreamReader" in text or "zip archive" in text or isinstance(exc, OSError):
+        return "the file is truncated or damaged"
+    if isinstance(exc, EOFError) or not text.strip():
+        return "the file is empty or cut short"
+    if "Weights only load failed" in text:
+        return "it is not a PyTorch archive of weights and metadata"
+    return text.strip().splitlines()[0][:160]
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -83,8 +110,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file fails in many ways inside the unpickler
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
+        raise CheckpointError(f"{path} is not a readable checkpoint ({_load_failure(exc)}); train one, or "
+                              "point at a run folder's best.ckpt") from None
     if not isinstance(payload, dict) or "edgelight" not in payload or "state_dict" not in payload:
         raise CheckpointError(f"{path} is not an edgelight checkpoint (no 'edgelight' metadata)")
     meta = payload["edgelight"]
@@ -132,8 +159,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def update_metadata(path: str | os.PathLike, **fields) -> None:
     """Merge ``fields`` into a checkpoint's metadata (dictionaries are merged one level deep), atomically."""
-    from runtime.core.io import atomic_path
-
     payload = read_checkpoint(path)
     meta = payload["edgelight"]
     for key, value in fields.items():
@@ -141,5 +166,4 @@ def update_metadata(path: str | os.PathLike, **fields) -> None:
             meta[key] = {**meta[key], **value}
         else:
             meta[key] = value
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    torch_save(payload, path)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from runtime.core.io import atomic_path
+from .checkpoint import torch_save
 
 __all__ = ["AtomicCheckpointIO"]
 
@@ -17,5 +16,4 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoint IO that writes to a temporary name and renames, so no half file is left."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
-        with atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)
+        torch_save(checkpoint, path)

@@ -43,7 +43,8 @@ from pathlib import Path
 from .errors import SidecarError
 
 __all__ = ["FORMAT", "MIN_SIDE", "MAX_SIDE", "KINDS", "PRECISIONS", "ShapeRange", "TensorRTBuild", "Sidecar",
-           "make_profile", "sidecar_path", "read_sidecar", "validate_sidecar", "file_sha256", "SidecarError"]
+           "make_profile", "sidecar_path", "read_sidecar", "validate_sidecar", "file_sha256", "cached_sha256",
+           "verify_artefact", "SidecarError"]
 
 FORMAT = "edgelight-sidecar/1"
 MIN_SIDE, MAX_SIDE = 16, 8192
@@ -277,11 +278,64 @@ def validate_sidecar(data: object) -> dict:
     return data
 
 
-def read_sidecar(artefact: str | os.PathLike) -> Sidecar:
-    """Load and check the sidecar of ``artefact``.
+def _cache_file() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgelight" / "sha256.json"
+
+
+def cached_sha256(path: str | os.PathLike) -> str:
+    """``file_sha256``, remembered by (real path, size, modification time) in ``~/.cache/edgelight/sha256.json``,
+    so loading the same model again does not read it twice; a cache that cannot be read or written is ignored."""
+    path = Path(path).resolve()
+    info = path.stat()
+    key, stamp = str(path), [info.st_size, info.st_mtime_ns]
+    cache_file = _cache_file()
+    try:
+        cache = json.loads(cache_file.read_text())
+        if not isinstance(cache, dict):
+            cache = {}
+    except (OSError, ValueError):
+        cache = {}
+    entry = cache.get(key)
+    if isinstance(entry, list) and len(entry) == 3 and entry[:2] == stamp:
+        return str(entry[2])
+    digest = file_sha256(path)
+    cache[key] = [*stamp, digest]
+    if len(cache) > 256:  # keep the newest entries
+        cache = dict(list(cache.items())[-256:])
+    try:
+        from .io import write_json
+
+        write_json(cache_file, cache)
+    except OSError:
+        pass
+    return digest
+
+
+def verify_artefact(artefact: str | os.PathLike, sidecar: Sidecar) -> None:
+    """Check that ``artefact`` is the file its sidecar describes (size, then SHA-256).
 
     Raises:
-        SidecarError: the sidecar is missing, not JSON or not in the schema; the message names the file.
+        SidecarError: one line naming both files and what differs.
+    """
+    artefact = Path(artefact)
+    if sidecar.kind == "checkpoint":
+        return
+    size = artefact.stat().st_size
+    fix = "re-export it with python -m export, or put back the file the sidecar was written for"
+    if size != sidecar.size_bytes:
+        raise SidecarError(f"{artefact} does not match its sidecar {sidecar_path(artefact).name}: the file has "
+                           f"{size} bytes, the sidecar records {sidecar.size_bytes}; {fix}")
+    if cached_sha256(artefact) != sidecar.sha256:
+        raise SidecarError(f"{artefact} does not match its sidecar {sidecar_path(artefact).name}: its SHA-256 "
+                           f"differs from the one recorded; {fix}")
+
+
+def read_sidecar(artefact: str | os.PathLike, *, verify: bool = True) -> Sidecar:
+    """Load and check the sidecar of ``artefact`` and, with ``verify``, that the file is the one it describes.
+
+    Raises:
+        SidecarError: the sidecar is missing, not JSON, not in the schema, or does not match the file; the
+            message names the files.
     """
     path = sidecar_path(artefact)
     if not path.is_file():
@@ -291,6 +345,9 @@ def read_sidecar(artefact: str | os.PathLike) -> Sidecar:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SidecarError(f"cannot read sidecar {path}: {exc}") from None
     try:
-        return Sidecar.from_dict(data)
+        sidecar = Sidecar.from_dict(data)
     except SidecarError as exc:
         raise SidecarError(f"{path}: {exc}") from None
+    if verify and Path(artefact).is_file():
+        verify_artefact(artefact, sidecar)
+    return sidecar

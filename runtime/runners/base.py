@@ -10,13 +10,14 @@ pipeline drives any backend the same way and never needs to know which one it ha
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from ..core.sidecar import ShapeRange, Sidecar
-
 from ..core.errors import ModelError
+from ..core.sidecar import ShapeRange, Sidecar
 
 __all__ = ["Runner", "TensorSpec", "parse_device"]
 
@@ -44,6 +45,14 @@ class TensorSpec:
     name: str
     shape: tuple[int, ...]
     dtype: np.dtype
+
+
+def _int(value) -> int | None:
+    """A contract's size: an int, or None for a symbolic one (``"N"``, ``"K"``)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 class Runner(ABC):
@@ -92,10 +101,88 @@ class Runner(ABC):
         return self
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run once: host arrays in (named by the contract), host arrays out (FP32 unless the I/O is FP16)."""
+        """Run once: host arrays in (named by the contract), host arrays out (FP32 unless the I/O is FP16).
+
+        ``feeds`` maps every input of the contract, and nothing else, to a float array (float32; float16
+        and float64 are converted) with values in the contract's range: N x C x H x W for an image input
+        (``channels`` C), N x K for a vector input (``shape`` [N, K]), every side at least 1. Anything
+        else raises ModelError (a ValueError) naming the input, what it takes and what it got
+        (``check_feeds``); values are not scanned (NaN is not caught).
+        """
         if not self.is_active:
             raise RuntimeError(f"{type(self).__name__} is not active; call activate() or use it in a with block")
+        self.check_feeds(feeds)
         return self.infer_impl(feeds)
+
+    def check_feeds(self, feeds: dict[str, np.ndarray]) -> None:
+        """Raise ModelError (a ValueError) unless ``feeds`` is what ``infer`` takes; cheap (no copies, no scans)."""
+        specs = self._feed_specs()
+        if not isinstance(feeds, Mapping):
+            raise ModelError(f"{self._label()} takes a dict of arrays named {', '.join(specs)}; "
+                             f"got {type(feeds).__name__}")
+        if missing := [name for name in specs if name not in feeds]:
+            raise ModelError(f"no array for input {', '.join(map(repr, missing))}; {self._label()} takes "
+                             f"{', '.join(specs)}")
+        if len(feeds) != len(specs):
+            unknown = [name for name in feeds if name not in specs]
+            raise ModelError(f"{self._label()} has no input {', '.join(map(repr, unknown))}; it takes "
+                             f"{', '.join(specs)}")
+        for name, (rank, width, layout, values) in specs.items():
+            array = feeds[name]
+            if not isinstance(array, np.ndarray):
+                raise ModelError(f"input {name!r} of {self._label()} takes a numpy float32 array {layout}; "
+                                 f"got {type(array).__name__}")
+            shape = array.shape
+            if (rank is not None and len(shape) != rank) or 0 in shape or \
+                    (width is not None and len(shape) > 1 and shape[1] != width):
+                hint = ""
+                if rank == 4 and len(shape) == 3 and width == 3 and shape[2] == 3:
+                    hint = " (runtime.core.color.frame_to_tensor turns a uint8 HxWx3 BGR frame into 1x3xHxW)"
+                elif 0 in shape:
+                    hint = " (an empty array)"
+                raise ModelError(f"input {name!r} of {self._label()} takes float32 {layout}; "
+                                 f"got {array.dtype} {shape}{hint}")
+            if array.dtype.kind != "f":
+                scale = f" scaled to {values}" if values and "inf" not in values else ""
+                raise ModelError(f"input {name!r} of {self._label()} takes float32 {layout}"
+                                 f"{f' with values in {values}' if values else ''} (float16 and float64 are "
+                                 f"converted); got {array.dtype} {shape}: pass array.astype(np.float32){scale}")
+
+    def _feed_specs(self) -> dict[str, tuple[int | None, int | None, str, str]]:
+        """Per contract input: (rank, size of axis 1, the layout in words, the value range or ""), made once."""
+        cached = getattr(self, "_feed_specs_cache", None)
+        if cached is not None and cached[0] is self.sidecar:
+            return cached[1]
+        specs: dict[str, tuple[int | None, int | None, str, str]] = {}
+        for spec in self.contract["inputs"]:
+            name = spec["name"]
+            rank: int | None
+            width: int | None
+            if "shape" in spec:
+                rank, width = 2, _int(spec["shape"][1])
+                layout = f"of shape N x {'K' if width is None else width}"
+            elif "channels" in spec:
+                rank, width = 4, _int(spec["channels"])
+                layout = f"of shape N x {'C' if width is None else width} x H x W"
+            else:  # a contract without a layout: the profile's rank, and its axis 1 where that is fixed
+                shapes = self.sidecar.profile.get(name)
+                low, high = (tuple(shapes.min), tuple(shapes.max)) if shapes is not None else ((), ())
+                rank = len(low) or None
+                width = low[1] if len(low) > 1 and low[1] == high[1] else None
+                layout = f"of {rank} dimensions" if rank else "of any shape"
+            bounds = list(spec.get("range") or [])[:2]
+            values = ""
+            if len(bounds) == 2 and bounds != [None, None]:
+                lo, hi = (("-inf", "inf")[i] if v is None else f"{v:g}" for i, v in enumerate(bounds))
+                values = f"{lo}..{hi}"
+            specs[name] = (rank, width, layout, values)
+        self._feed_specs_cache = (self.sidecar, specs)
+        return specs
+
+    def _label(self) -> str:
+        """The model's file name, for messages."""
+        path = getattr(self, "engine_path", None) or getattr(self, "path", None)
+        return Path(path).name if path else self.sidecar.artefact
 
     def deactivate(self) -> None:
         """Free the model, streams and buffers; idempotent."""

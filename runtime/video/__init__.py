@@ -40,9 +40,10 @@ gets a ``Path`` or None).
 
 from .ffmpeg import URL_SCHEMES, VIDEO_SUFFIXES
 from .registry import SINK_KINDS, SOURCE_KINDS, register_sink, register_source
-from .sinks import FolderSink, NullSink, Sink, SinkOptions, TeeSink, VideoFileSink, WindowSink, open_sink
+from .sinks import FolderSink, NullSink, Sink, SinkOptions, TeeSink, VideoFileSink, open_sink
 from .source_kinds import CameraSource, CaptureSource, ImageFolderSource, ImageSource, UrlSource, VideoFileSource
 from .sources import IMAGE_SUFFIXES, Frame, Source, SourceOptions, open_source
+from .window import WindowSink
 
 __all__ = [
     "Frame", "Source", "open_source", "Sink", "NullSink", "VideoFileSink", "FolderSink", "WindowSink", "TeeSink",

@@ -158,6 +158,47 @@ def open_writer(path: Path, codec: str, fps: float, size: tuple[int, int]) -> cv
     return writer
 
 
+def written_frames(path: Path) -> tuple[int, tuple[int, int] | None]:
+    """(frames, (height, width)) of a video file as a reader sees it: (0, None) when it does not open.
+
+    The container's frame count is used where it has one; otherwise the frames are counted.
+    """
+    with quiet_opencv():
+        capture = cv2.VideoCapture(str(path), file_backend())
+        try:
+            if not capture.isOpened():
+                return 0, None
+            ok, frame = capture.read()
+            if not ok:
+                return 0, None
+            size = (int(frame.shape[0]), int(frame.shape[1]))
+            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            if count <= 0:
+                count = 1
+                while capture.grab():
+                    count += 1
+            return count, size
+        finally:
+            capture.release()
+
+
+def encoder_takes(codec: str, suffix: str, size: tuple[int, int], folder: Path) -> bool:
+    """Whether this OpenCV can write ``codec`` into ``suffix`` files at (height, width) ``size`` (probed in
+    ``folder`` with a throwaway file)."""
+    import tempfile
+
+    fd, probe = tempfile.mkstemp(prefix=".edgelight-probe-", suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        writer = open_writer(Path(probe), codec, 10.0, size)
+        if writer is None:
+            return False
+        writer.release()
+        return True
+    finally:
+        Path(probe).unlink(missing_ok=True)
+
+
 # ---------------------------------------------------------------------------------------------------- URLs
 
 

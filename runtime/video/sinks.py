@@ -8,12 +8,11 @@ adds a :class:`WindowSink`, joined to the output by a :class:`TeeSink`. ``cv2.Vi
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 import shutil
-import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +20,12 @@ import cv2
 import numpy as np
 
 from ..core.errors import UserError
-from ..core.io import DIR_MODE, FILE_MODE
-from .ffmpeg import OTHER_VIDEO_SUFFIXES, VIDEO_SUFFIXES, open_writer
+from ..core.io import free_bytes, publish, temp_dir, temp_file
+from .ffmpeg import OTHER_VIDEO_SUFFIXES, VIDEO_SUFFIXES, encoder_takes, open_writer, quiet_opencv, written_frames
 from .registry import SINK_KINDS, register_sink
 from .sources import IMAGE_SUFFIXES
 
-__all__ = ["Sink", "SinkOptions", "NullSink", "VideoFileSink", "FolderSink", "WindowSink", "TeeSink", "open_sink"]
+__all__ = ["Sink", "SinkOptions", "NullSink", "VideoFileSink", "FolderSink", "TeeSink", "open_sink"]
 
 log = logging.getLogger("runtime.video")
 
@@ -145,13 +144,11 @@ class VideoFileSink(Sink):
         if len(self.codec) != 4:
             raise UserError(f"codec {self.codec!r} is not a four-character code (mp4v, MJPG, XVID, VP80)")
         self.size = tuple(size) if size is not None else None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Keep the real suffix last so that OpenCV picks the container from it.
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}",
-                                   dir=self.path.parent)
-        os.close(fd)
-        self.tmp_path = Path(tmp)
+        self.overwrite = overwrite
+        # Recognisable (runtime.core.io), with the real suffix last so that OpenCV picks the container from it.
+        self.tmp_path = temp_file(self.path, suffix=self.path.suffix)
         self._writer: cv2.VideoWriter | None = None
+        self._warned = False
         if self.size is not None:
             self._open(self.size)
 
@@ -167,43 +164,76 @@ class VideoFileSink(Sink):
         return cls(path, fps=options.fps, size=options.size, codec=options.codec, overwrite=options.overwrite)
 
     def _open(self, size: tuple[int, int]) -> None:
-        writer = open_writer(self.tmp_path, self.codec, self.fps, size)
+        height, width = int(size[0]), int(size[1])
+        if height % 2 or width % 2:
+            self._fail()
+            raise UserError(f"cannot write {self.path.name} at {height}x{width}: OpenCV's video writer makes even "
+                            f"sizes only and would crop it to {height - height % 2}x{width - width % 2}; pass "
+                            "--output-size with even sides, or write an image folder (which keeps every size)")
+        writer = open_writer(self.tmp_path, self.codec, self.fps, (height, width))
         if writer is None:
-            self.tmp_path.unlink(missing_ok=True)
-            self.closed = True
+            self._fail()
+            if encoder_takes(self.codec, self.path.suffix, (64, 64), self.path.parent):
+                raise UserError(f"cannot write {self.path.name}: the {self.codec} encoder refuses {height}x{width} "
+                                "frames; pass --output-size with a smaller size")
             raise UserError(f"cannot write {self.path.name} with codec {self.codec!r}: this OpenCV has no such "
                             f"encoder for {self.path.suffix} files; try codec mp4v (.mp4) or MJPG (.avi)")
         self._writer = writer
-        self.size = (int(size[0]), int(size[1]))
+        self.size = (height, width)
+
+    def _fail(self) -> None:
+        self.tmp_path.unlink(missing_ok=True)
+        self.closed = True
 
     def _write(self, image: np.ndarray) -> None:
         if self._writer is None:
             self._open(image.shape[:2])
-        # VideoWriter silently drops frames of the wrong size; resize instead.
-        self._writer.write(_resize(image, self.size))
+        if image.shape[:2] != self.size and not self._warned:
+            log.warning("%s: frames of %dx%d are resized to the video's %dx%d (an image folder keeps every size)",
+                        self.path.name, *image.shape[:2], *self.size)
+            self._warned = True
+        # VideoWriter silently drops frames of the wrong size; resize instead. Its own warnings (a full disk)
+        # are silenced: the file is checked when it is closed, and that failure is reported in one line.
+        with quiet_opencv():
+            self._writer.write(_resize(image, self.size))
 
     def _close(self, ok: bool) -> None:
         if self._writer is not None:
-            self._writer.release()
-        if ok and self.frames:
-            os.chmod(self.tmp_path, FILE_MODE)
-            os.replace(self.tmp_path, self.path)
+            with quiet_opencv():
+                self._writer.release()
+        if not (ok and self.frames):
+            if ok:
+                log.warning("%s: no frames were written, so no file was made", self.path)
+            self.tmp_path.unlink(missing_ok=True)
             return
-        if ok:
-            log.warning("%s: no frames were written, so no file was made", self.path)
-        self.tmp_path.unlink(missing_ok=True)
+        # A video is published only once a reader finds every frame in it: a full disk or a failing
+        # encoder leaves a file without its index, which OpenCV's writer does not report.
+        count, size = written_frames(self.tmp_path)
+        if count != self.frames or size != self.size:
+            self.tmp_path.unlink(missing_ok=True)
+            free = free_bytes(self.path.parent)
+            if free is not None and free < _LOW_SPACE:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+            found = f"{count} frames of {size[0]}x{size[1]}" if size else "no readable video"
+            raise OSError(errno.EIO, f"the encoder wrote {found}, not the {self.frames} frames of "
+                                     f"{self.size[0]}x{self.size[1]} given to it", str(self.path))
+        publish(self.tmp_path, self.path, overwrite=self.overwrite)
+
+
+_LOW_SPACE = 1 << 20
+"""Bytes free below which a damaged output is put down to a full disk."""
 
 
 _FRAME_NAME = re.compile(r"frame_\d+\.(png|jpg|jpeg|bmp|tif|tiff|webp)$", re.IGNORECASE)
 
 
 class FolderSink(Sink):
-    """Frames as numbered images (``frame_000000.png``...) in a folder.
+    """Frames as numbered images (``frame_000000.png``...) in a folder, each at its own size.
 
-    A new folder is written under a temporary name and renamed when closed with ``ok=True``; an existing
-    empty folder is written in place (and emptied again on ``ok=False``). With ``overwrite`` a folder that
-    holds only a previous run's frames is replaced as a whole when the new one is complete; a folder with
-    other files in it is never replaced.
+    The frames are written into a recognisable temporary folder beside ``path`` and published when closed
+    with ``ok=True``: a new folder (or an existing empty one) by a no-replace rename, so a second run to
+    the same new folder fails instead of mixing its frames in; with ``overwrite`` a folder that holds only
+    a previous run's frames is swapped out as a whole. A folder with other files in it is never replaced.
 
     Args:
         path: the folder.
@@ -235,12 +265,7 @@ class FolderSink(Sink):
                 raise UserError(f"{self.path} holds files that are not frames ({shown}); choose an empty or new "
                                 f"folder")
             self._replace = bool(entries)
-        if self.path.is_dir() and not self._replace:
-            self.target = self.path
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.target = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
-        self._written: list[Path] = []
+        self.target = temp_dir(self.path)
 
     @classmethod
     def matches(cls, path: Path | None) -> bool:
@@ -253,82 +278,24 @@ class FolderSink(Sink):
     def _write(self, image: np.ndarray) -> None:
         ok, data = cv2.imencode(self.suffix, image)
         if not ok:
-            raise UserError(f"cannot encode {self.suffix} images")
-        name = self.target / f"frame_{self.frames:06d}{self.suffix}"
-        data.tofile(str(name))
-        self._written.append(name)
+            raise UserError(f"cannot encode {image.shape[0]}x{image.shape[1]} {self.suffix} images")
+        name = f"frame_{self.frames:06d}{self.suffix}"
+        try:
+            with open(self.target / name, "wb") as f:  # a plain write: a full disk is ENOSPC, with its errno
+                f.write(data.tobytes())
+        except OSError as exc:  # name the folder the user asked for, not the temporary one
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.path / name)) from None
 
     def _close(self, ok: bool) -> None:
-        in_place = self.target == self.path
         if not ok:
-            if in_place:
-                for name in self._written:
-                    name.unlink(missing_ok=True)
-            else:
-                shutil.rmtree(self.target, ignore_errors=True)
+            shutil.rmtree(self.target, ignore_errors=True)
             return
-        if in_place:
-            return
-        os.chmod(self.target, DIR_MODE)
-        if self._replace:
-            old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.old.", dir=self.path.parent))
-            os.rename(self.path, old / self.path.name)
-            os.rename(self.target, self.path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(self.target, self.path)
-
-
-class WindowSink(Sink):
-    """Shows frames in a window; q or Esc (or closing the window) sets ``stop_requested``.
-
-    Raises:
-        UserError: this OpenCV has no GUI (``opencv-python-headless``) or there is no display.
-    """
-
-    def __init__(self, title: str = "edgelight") -> None:
-        super().__init__()
-        self.title = title
-        if os.name == "posix" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) \
-                and not _is_macos():
-            raise UserError("cannot show a window: no display (DISPLAY is not set); drop --show or write a file")
-        try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
-        except cv2.error:
-            raise UserError("cannot show a window: this OpenCV has no GUI support (opencv-python-headless); "
-                            "install opencv-python or drop --show") from None
-
-    _latest: np.ndarray | None = None
-    _lock = threading.Lock()
-
-    def _write(self, image: np.ndarray) -> None:
-        # Writers may run in a worker thread; HighGUI must be driven from the main thread (``pump``).
-        with self._lock:
-            self._latest = image
-        if threading.current_thread() is threading.main_thread():
-            self.pump()
-
-    def pump(self) -> None:
-        with self._lock:
-            image, self._latest = self._latest, None
-        if image is not None:
-            cv2.imshow(self.title, image)
-        key = cv2.waitKey(1) & 0xFF
-        if key in (ord("q"), ord("Q"), 27):
-            self.stop_requested = True
-        elif cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
-            self.stop_requested = True
-
-    def _close(self, ok: bool) -> None:
-        try:
-            cv2.destroyWindow(self.title)
-            cv2.waitKey(1)
-        except cv2.error:
-            pass
-
-
-def _is_macos() -> bool:
-    return os.uname().sysname == "Darwin"
+        if not self._replace and self.path.is_dir():
+            try:
+                self.path.rmdir()  # the empty folder the user gave; fails if another run wrote into it since
+            except OSError:
+                pass
+        publish(self.target, self.path, overwrite=self._replace)
 
 
 class TeeSink(Sink):
@@ -396,6 +363,8 @@ def open_sink(spec: str | os.PathLike | None, *, fps: float, size: tuple[int, in
     sink = found[1].from_spec(path, SinkOptions(fps=fps, size=size, codec=codec, overwrite=overwrite))
     if not show:
         return sink
+    from .window import WindowSink
+
     try:
         window = WindowSink()
     except UserError:

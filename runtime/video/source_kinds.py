@@ -143,12 +143,12 @@ class VideoFileSource(CaptureSource):
 
 
 class _FolderReader:
-    """Frames from a sorted list of image files; all are resized to the first one's size."""
+    """Frames from a sorted list of image files, each at its own size (a video sink resizes, an image folder
+    sink keeps every size)."""
 
     def __init__(self, files: list[Path]) -> None:
         self.files = files
         self.position = 0
-        self.size: tuple[int, int] | None = None
 
     def read(self) -> np.ndarray | None:
         if self.position >= len(self.files):
@@ -158,10 +158,6 @@ class _FolderReader:
         image = _read_image(path)
         if image is None:
             raise SourceError(f"cannot read image {path.name}")
-        if self.size is None:
-            self.size = image.shape[:2]
-        elif image.shape[:2] != self.size:
-            image = cv2.resize(image, (self.size[1], self.size[0]), interpolation=cv2.INTER_AREA)
         return image
 
     def release(self) -> None:
@@ -182,7 +178,7 @@ def _natural_key(path: Path) -> list:
 
 
 class ImageFolderSource(Source):
-    """The images in a folder (:data:`IMAGE_SUFFIXES`) in natural name order, at ``fps``; resized to the first's."""
+    """The images in a folder (:data:`IMAGE_SUFFIXES`) in natural name order, at ``fps``, each at its own size."""
 
     @classmethod
     def matches(cls, spec: str) -> bool:

@@ -297,7 +297,7 @@ def open_source(spec: str | os.PathLike, *, live: bool | None = None, queue_size
 
     Args:
         spec: a video file; a folder of images (read in natural name order: ``2.png`` before ``10.png``;
-            .png .jpg .jpeg .bmp .tif .tiff .webp; images of another size are resized to the first's);
+            .png .jpg .jpeg .bmp .tif .tiff .webp; each frame at its own size);
             a single image (one frame); a camera index (``"0"``); or a URL (rtsp, rtsps, http, https, udp,
             tcp, rtmp, rtmps) read through OpenCV's FFmpeg backend with open and read timeouts. ``/dev/videoN``
             is camera N. The registered kinds (:func:`~runtime.video.register_source`) decide, in order.

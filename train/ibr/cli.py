@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runtime.core.cli import ArgumentParser, image_size, nonnegative_float, nonnegative_int, positive_float, positive_int
+from runtime.core.cli import (ArgumentParser, bounded_int, budget_minutes, frame_rate, image_size, learning_rate,
+                              loss_weight, open_fraction, positive_float, random_seed, thread_count)
 from runtime.core.errors import UserError
 
 from ..io import check_run_folder, clear_run_folder
@@ -46,7 +47,8 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi")
 
 
 def _add_capture_options(group, prefix: str = "") -> None:
-    group.add_argument("--lights", type=positive_int, default=200, help=f"{prefix}lights on the dome (the seed: 200+)")
+    group.add_argument("--lights", type=bounded_int(1, 100_000), default=200,
+                       help=f"{prefix}lights on the dome (the seed: 200+)")
     group.add_argument("--size", type=image_size, default="60x80", metavar="N|HxW", help=f"{prefix}image size")
 
 
@@ -67,47 +69,50 @@ def build_parser() -> ArgumentParser:
                    help="'seed': 5 x 600 units (1.45M parameters, the seed's network), 'edge': 3 x 96 with a sin/cos "
                         "position encoding (22k, for video), "
                         "'test': tiny")
-    g.add_argument("--widths", type=positive_int, nargs="+", default=None, metavar="N",
+    g.add_argument("--widths", type=bounded_int(1, 16384), nargs="+", default=None, metavar="N",
                    help="hidden layer widths, replacing the preset's")
     g = p.add_argument_group("data")
     g.add_argument("--data", default="synthetic", metavar="synthetic|DIR",
                    help="'synthetic' renders a light-stage capture in memory; otherwise a capture folder")
     _add_capture_options(g, "synthetic: ")
-    g.add_argument("--scene-seed", type=nonnegative_int, default=0, help="synthetic: seed of the procedural scene (default: 0)")
-    g.add_argument("--test-every", type=positive_int, default=10,
+    g.add_argument("--scene-seed", type=random_seed, default=0,
+                   help="synthetic: seed of the procedural scene (default: 0)")
+    g.add_argument("--test-every", type=bounded_int(2, 1_000_000), default=10,
                    help="every Nth light (rows N/2, N/2+N, ...) is held out for the final test")
-    g.add_argument("--val-every", type=positive_int, default=20,
+    g.add_argument("--val-every", type=bounded_int(2, 1_000_000), default=20,
                    help="every Nth light (rows 0, N, ...) is held out for validation (schedule, best.ckpt)")
-    g.add_argument("--median-target", type=positive_float, default=0.3,
+    g.add_argument("--median-target", type=open_fraction, default=0.3,
                    help="HDR normalisation: exposure is fitted so the training median maps here (0..1)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--steps", type=positive_int, default=80_000, help="maximum optimiser steps (batches of pixels)")
-    g.add_argument("--eval-every", type=positive_int, default=2000,
+    g.add_argument("--steps", type=bounded_int(1, 100_000_000), default=80_000,
+                   help="maximum optimiser steps (batches of pixels)")
+    g.add_argument("--eval-every", type=bounded_int(1, 100_000_000), default=2000,
                    help="steps per epoch: validation, LR schedule, checkpoints and a metrics.csv row")
-    g.add_argument("--max-minutes", type=positive_float, default=None, help="stop training after this many minutes")
-    g.add_argument("--batch-size", type=positive_int, default=4096, help="pixels per batch at the start")
-    g.add_argument("--min-batch-size", type=positive_int, default=512, help="the batch size never drops below this")
-    g.add_argument("--batch-reductions", type=nonnegative_int, default=3,
+    g.add_argument("--max-minutes", type=budget_minutes, default=None, help="stop training after this many minutes")
+    g.add_argument("--batch-size", type=bounded_int(1, 1 << 24), default=4096, help="pixels per batch at the start")
+    g.add_argument("--min-batch-size", type=bounded_int(1, 1 << 24), default=512,
+                   help="the batch size never drops below this")
+    g.add_argument("--batch-reductions", type=bounded_int(0, 64), default=3,
                    help="at most this many batch-size halvings (the seed's extra step; 0 turns it off)")
-    g.add_argument("--batch-reduce-after", type=positive_int, default=2,
+    g.add_argument("--batch-reduce-after", type=bounded_int(1, 1000), default=2,
                    help="halve the batch size after this many learning-rate cuts (or when the rate hits --min-lr)")
-    g.add_argument("--lr", type=positive_float, default=3e-3, help="Adam learning rate")
-    g.add_argument("--min-lr", type=positive_float, default=1e-5, help="floor of ReduceLROnPlateau")
-    g.add_argument("--plateau-patience", type=nonnegative_int, default=2,
+    g.add_argument("--lr", type=learning_rate, default=3e-3, help="Adam learning rate")
+    g.add_argument("--min-lr", type=learning_rate, default=1e-5, help="floor of ReduceLROnPlateau")
+    g.add_argument("--plateau-patience", type=bounded_int(0, 1_000_000), default=2,
                    help="epochs without a better validation relative error before the rate is cut")
-    g.add_argument("--plateau-factor", type=positive_float, default=0.5, help="ReduceLROnPlateau factor")
-    g.add_argument("--mse-weight", type=nonnegative_float, default=1.0, help="weight of the RGB MSE term")
-    g.add_argument("--luminance-weight", type=nonnegative_float, default=1.0,
+    g.add_argument("--plateau-factor", type=open_fraction, default=0.5, help="ReduceLROnPlateau factor")
+    g.add_argument("--mse-weight", type=loss_weight, default=1.0, help="weight of the RGB MSE term")
+    g.add_argument("--luminance-weight", type=loss_weight, default=1.0,
                    help="weight of the luminance MSE term (keeps channels from dying, the seed)")
-    g.add_argument("--rel-weight", type=nonnegative_float, default=0.01,
+    g.add_argument("--rel-weight", type=loss_weight, default=0.01,
                    help="weight of the relative-error term ||p - t|| / ||t|| over the batch")
-    g.add_argument("--seed", type=nonnegative_int, default=0, help="seed for weights and the pixel order (default: 0)")
-    g.add_argument("--threads", type=positive_int, default=None, help="CPU threads for PyTorch (default: all cores)")
+    g.add_argument("--seed", type=random_seed, default=0, help="seed for weights and the pixel order (default: 0)")
+    g.add_argument("--threads", type=thread_count, default=None, help="CPU threads for PyTorch (default: all cores)")
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     g = p.add_argument_group("output")
     g.add_argument("--out", type=Path, default=Path("runs/ibr"), metavar="DIR", help="run folder")
     g.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
-    g.add_argument("--grid-lights", type=positive_int, default=4, help="held-out lights shown in test_grid.png")
+    g.add_argument("--grid-lights", type=bounded_int(1, 256), default=4, help="held-out lights shown in test_grid.png")
     g.add_argument("--quiet", action="store_true", help="no progress bar or progress messages; results and errors only")
     return p
 
@@ -120,7 +125,7 @@ def build_capture_parser() -> ArgumentParser:
     )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="new folder to create")
     _add_capture_options(p)
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the procedural scene (default: 0)")
+    p.add_argument("--seed", type=random_seed, default=0, help="seed of the procedural scene (default: 0)")
     p.add_argument("--format", choices=["npy", "hdr"], default="npy",
                    help="npy: lossless float32 arrays; hdr: Radiance RGBE files (about 1%% precision)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -141,15 +146,16 @@ def build_render_parser() -> ArgumentParser:
                         "or a CSV with header x,y (capture units, like lights.csv), one frame per row")
     p.add_argument("--output", type=Path, required=True, metavar="OUT.mp4",
                    help="video file to write (.mp4, .mov, .m4v, .avi); replaced atomically if it exists")
-    p.add_argument("--frames", type=positive_int, default=120, help="frames of an orbit or sweep (a CSV path has one per row)")
-    p.add_argument("--fps", type=positive_float, default=30.0, help="frames per second")
+    p.add_argument("--frames", type=bounded_int(1, 1_000_000), default=120,
+                   help="frames of an orbit or sweep (a CSV path has one per row)")
+    p.add_argument("--fps", type=frame_rate, default=30.0, help="frames per second")
     p.add_argument("--average", type=Path, default=None, metavar="FILE.npy",
                    help="the capture's average image (default: average.npy beside the checkpoint)")
     p.add_argument("--white", type=positive_float, default=None,
                    help="linear value shown as white (default: the checkpoint's display_white, the training "
                         "images' 99.5th percentile)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
-    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for PyTorch (default: all cores)")
+    p.add_argument("--threads", type=thread_count, default=None, help="CPU threads for PyTorch (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 

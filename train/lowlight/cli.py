@@ -20,7 +20,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.core.cli import ArgumentParser, nonnegative_float, nonnegative_int, positive_float, positive_int
+from runtime.core.cli import (ArgumentParser, batch_samples, bounded_float, bounded_int, budget_minutes, image_side,
+                              learning_rate, loss_weight, open_fraction, positive_int, random_seed)
 from runtime.core.errors import UserError
 
 from ..trainer import add_hardware_options, build_trainer, checkpoint_callbacks, quiet_lightning
@@ -46,12 +47,16 @@ def build_train_parser() -> ArgumentParser:
     g = p.add_argument_group("model (seed 003's options)")
     g.add_argument("--preset", choices=presets, default="edge",
                    help="'seed' is IllRecNet, 'edge' the real-time variant, 'test' / 'edgetest' tiny ones")
-    g.add_argument(*_options("--embed-dim"), type=positive_int, default=None, help="token width (preset's if unset)")
-    g.add_argument(*_options("--num-heads"), type=positive_int, default=None, help="attention heads (preset's if unset)")
-    g.add_argument(*_options("--mlp-ratio"), type=positive_float, default=None, help="MLP expansion (preset's if unset)")
-    g.add_argument(*_options("--num-resolution"), type=positive_int, default=None,
+    g.add_argument(*_options("--embed-dim"), type=bounded_int(1, 4096), default=None,
+                   help="token width (preset's if unset)")
+    g.add_argument(*_options("--num-heads"), type=bounded_int(1, 256), default=None,
+                   help="attention heads (preset's if unset)")
+    g.add_argument(*_options("--mlp-ratio"), type=bounded_float(0.0, 64.0, low_open=True), default=None,
+                   help="MLP expansion (preset's if unset)")
+    g.add_argument(*_options("--num-resolution"), type=bounded_int(1, 16), default=None,
                    help="decoder levels, IllRecNet only (preset's if unset)")
-    g.add_argument(*_options("--dropout-ratio"), type=nonnegative_float, default=None, help="dropout (preset's if unset)")
+    g.add_argument(*_options("--dropout-ratio"), type=bounded_float(0.0, 1.0, high_open=True), default=None,
+                   help="dropout (preset's if unset)")
     g.add_argument("--separation", choices=["frozen", "trainable", "two-stage"], default="frozen",
                    help="Gaussian separation kernel frozen, trainable, or the seed's two runs (frozen, then "
                         "trainable starting from the first run's best weights)")
@@ -62,27 +67,30 @@ def build_train_parser() -> ArgumentParser:
     g.add_argument(*_options("--valid-data-path"), default=None, metavar="DIR",
                    help="validation pairs, when they are not under --data")
     g.add_argument("--photos", default=None, metavar="DIR", help="clean photos for synthetic pairs (default: scikit-image's)")
-    g.add_argument(*_options("--image-size"), type=positive_int, default=128, help="side of the square training crops")
-    g.add_argument("--train-samples", type=positive_int, default=2400, help="synthetic training pairs per epoch")
-    g.add_argument("--valid-samples", type=positive_int, default=64, help="synthetic validation pairs")
+    g.add_argument(*_options("--image-size"), type=image_side, default=128, help="side of the square training crops")
+    g.add_argument("--train-samples", type=bounded_int(1, 1_000_000), default=2400,
+                   help="synthetic training pairs per epoch")
+    g.add_argument("--valid-samples", type=bounded_int(1, 1_000_000), default=64, help="synthetic validation pairs")
     g = p.add_argument_group("optimisation")
-    g.add_argument(*_options("--max-epochs"), "--epochs", dest="max_epochs", type=positive_int, default=15,
+    g.add_argument(*_options("--max-epochs"), "--epochs", dest="max_epochs",
+                   type=bounded_int(1, 1_000_000), default=15,
                    help="maximum epochs")
-    g.add_argument(*_options("--batch-size"), type=positive_int, default=8, help="pairs per batch (per device)")
-    g.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW peak learning rate")
-    g.add_argument("--betas", type=positive_float, nargs=2, default=(0.9, 0.999), metavar=("B1", "B2"), help="AdamW betas")
-    g.add_argument(*_options("--weight-decay"), type=nonnegative_float, default=1e-4, help="AdamW weight decay")
-    g.add_argument(*_options("--warmup-epochs"), type=nonnegative_float, default=1.0,
+    g.add_argument(*_options("--batch-size"), type=batch_samples, default=8, help="pairs per batch (per device)")
+    g.add_argument("--lr", type=learning_rate, default=1e-3, help="AdamW peak learning rate")
+    g.add_argument("--betas", type=open_fraction, nargs=2, default=(0.9, 0.999), metavar=("B1", "B2"),
+                   help="AdamW betas")
+    g.add_argument(*_options("--weight-decay"), type=bounded_float(0.0, 10.0), default=1e-4, help="AdamW weight decay")
+    g.add_argument(*_options("--warmup-epochs"), type=bounded_float(0.0, 1_000_000.0), default=1.0,
                    help="linear warm-up before the cosine decay")
-    g.add_argument("--patience", type=positive_int, default=6,
+    g.add_argument("--patience", type=bounded_int(1, 1_000_000), default=6,
                    help="early stopping: epochs without a better validation total loss")
-    g.add_argument("--mae-weight", type=nonnegative_float, default=1.0, help="weight of the MAE term")
-    g.add_argument("--mse-weight", type=nonnegative_float, default=1.0, help="weight of the MSE term")
-    g.add_argument("--ssim-weight", type=nonnegative_float, default=0.0, help="weight of the 1 - SSIM term")
-    g.add_argument("--temporal-weight", type=nonnegative_float, default=0.0,
+    g.add_argument("--mae-weight", type=loss_weight, default=1.0, help="weight of the MAE term")
+    g.add_argument("--mse-weight", type=loss_weight, default=1.0, help="weight of the MSE term")
+    g.add_argument("--ssim-weight", type=loss_weight, default=0.0, help="weight of the 1 - SSIM term")
+    g.add_argument("--temporal-weight", type=loss_weight, default=0.0,
                    help="weight of the temporal consistency term for video (StableLLVE-style warped pairs)")
-    g.add_argument("--seed", type=nonnegative_int, default=0, help="seed for weights, crops and degradations")
-    g.add_argument("--max-minutes", type=positive_float, default=None, help="stop each run after this many minutes")
+    g.add_argument("--seed", type=random_seed, default=0, help="seed for weights, crops and degradations")
+    g.add_argument("--max-minutes", type=budget_minutes, default=None, help="stop each run after this many minutes")
     g = p.add_argument_group("hardware (Lightning)")
     add_hardware_options(g)
     g = p.add_argument_group("output")
@@ -100,7 +108,7 @@ def _eval_parser(command: str, description: str) -> ArgumentParser:
     p.add_argument("--data", default="synthetic", metavar="synthetic|DIR",
                    help="'synthetic' uses held-out pairs made from photos never used in training")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the synthetic held-out pairs")
+    p.add_argument("--seed", type=random_seed, default=0, help="seed of the synthetic held-out pairs")
     return p
 
 
@@ -112,7 +120,7 @@ def build_bench_parser() -> ArgumentParser:
 
 def build_valid_parser() -> ArgumentParser:
     p = _eval_parser("valid", "Validation losses and metrics of a checkpoint on the validation pairs.")
-    p.add_argument("--image-size", type=positive_int, default=128, help="side of the validation centre crops")
+    p.add_argument("--image-size", type=image_side, default=128, help="side of the validation centre crops")
     return p
 
 
@@ -130,10 +138,10 @@ def build_dataset_parser() -> ArgumentParser:
                        description="Write synthetic low-light pairs in seed 003's layout (DIR/1_train/synthetic/low ...).")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="new folder to create")
     p.add_argument("--photos", default=None, metavar="DIR", help="clean photos (default: scikit-image's)")
-    p.add_argument("--image-size", type=positive_int, default=256, help="side of the square crops")
-    p.add_argument("--counts", type=positive_int, nargs=4, default=(200, 24, 48, 8),
+    p.add_argument("--image-size", type=image_side, default=256, help="side of the square crops")
+    p.add_argument("--counts", type=bounded_int(1, 1_000_000), nargs=4, default=(200, 24, 48, 8),
                    metavar=("TRAIN", "VALID", "BENCH", "INFER"), help="pairs per stage")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of crops and degradations")
+    p.add_argument("--seed", type=random_seed, default=0, help="seed of crops and degradations")
     return p
 
 

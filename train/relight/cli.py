@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.core.cli import ArgumentParser
+from runtime.core.cli import ArgumentParser, bounded_int, image_size
 from runtime.core.errors import UserError
 from runtime.core.lighting import point_light_path
 
@@ -145,9 +145,9 @@ def build_strip_parser() -> ArgumentParser:
                                    "--input, a held-out synthetic face scene is rendered at --size.")
     p.add_argument("--model", required=True, metavar="CKPT", help="relight checkpoint (from compose)")
     p.add_argument("--input", default=None, metavar="IMAGE", help="image file (default: a synthetic scene)")
-    p.add_argument("--size", default="360x640", metavar="HxW", help="size of the synthetic scene")
+    p.add_argument("--size", type=image_size, default="360x640", metavar="HxW", help="size of the synthetic scene")
     p.add_argument("--lights", choices=["orbit", "sweep"], default="orbit", help="light path")
-    p.add_argument("--steps", type=int, default=6, metavar="N", help="frames in the strip")
+    p.add_argument("--steps", type=bounded_int(1, 100), default=6, metavar="N", help="frames in the strip")
     p.add_argument("--out", required=True, metavar="PNG", help="strip to write")
     return p
 
@@ -155,8 +155,6 @@ def build_strip_parser() -> ArgumentParser:
 def _strip_main(argv: Sequence[str] | None) -> int:
     import numpy as np
     import torch
-
-    from runtime.core.cli import image_size
 
     from ..checkpoint import load_checkpoint
     from ..data.images import read_image, write_image
@@ -171,7 +169,7 @@ def _strip_main(argv: Sequence[str] | None) -> int:
         from ..sfsnet.data import FaceRenderConfig, render_face_sample
         from .model import linear_to_srgb
 
-        h, w = image_size(args.size)
+        h, w = args.size
         linear = render_face_sample(30_000_000, FaceRenderConfig(height=h, width=w))["image"]
         frame = linear_to_srgb(torch.from_numpy(linear)).numpy() if model.config.srgb else linear
     if model.config.light == "point":

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.core.cli import ArgumentParser, image_size, nonnegative_float, positive_float, positive_int
+from runtime.core.cli import (ArgumentParser, batch_samples, bounded_float, bounded_int, budget_minutes, image_size,
+                              learning_rate, loss_weight, open_fraction, random_seed)
 from runtime.core.errors import UserError
 from runtime.core.lighting import sh_light_path as light_sequence
 
@@ -40,9 +41,10 @@ SYNTHETIC_SEEDS = {"train": 0, "val": 10_000_000, "test": 20_000_000}
 def _scene_options(group, prefix: str = "") -> None:
     group.add_argument("--size", type=image_size, default="128", metavar="N|HxW",
                        help=f"{prefix}image size (SfSNet works at 128x128)")
-    group.add_argument("--train-samples", type=positive_int, default=1000, help=f"{prefix}training scenes")
-    group.add_argument("--val-samples", type=positive_int, default=64, help=f"{prefix}validation scenes")
-    group.add_argument("--test-samples", type=positive_int, default=64, help=f"{prefix}held-out test scenes")
+    group.add_argument("--train-samples", type=bounded_int(1, 1_000_000), default=1000, help=f"{prefix}training scenes")
+    group.add_argument("--val-samples", type=bounded_int(1, 1_000_000), default=64, help=f"{prefix}validation scenes")
+    group.add_argument("--test-samples", type=bounded_int(1, 1_000_000), default=64,
+                       help=f"{prefix}held-out test scenes")
 
 
 def build_parser() -> ArgumentParser:
@@ -61,23 +63,23 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--syn_data", "--syn-data", "--data", dest="data", default="synthetic", metavar="synthetic|DIR",
                    help="'synthetic' renders faces in memory; otherwise a folder in SfSNet's layout (train.csv, test.csv)")
     _scene_options(g, "synthetic ")
-    g.add_argument("--read_first", "--read-first", type=int, default=-1, metavar="N",
+    g.add_argument("--read_first", "--read-first", type=bounded_int(-1, 1_000_000_000), default=-1, metavar="N",
                    help="use N rows of the dataset, drawn at random with seed 100 (-1: all)")
-    g.add_argument("--val-fraction", type=positive_float, default=0.05,
+    g.add_argument("--val-fraction", type=open_fraction, default=0.05,
                    help="share of a folder's training rows held out for validation")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=positive_int, default=10, help="epochs to train")
-    g.add_argument("--max-minutes", type=positive_float, default=None, help="stop training after this many minutes")
-    g.add_argument("--batch_size", "--batch-size", type=positive_int, default=8, help="input batch size for training")
-    g.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (warm-up, then cosine decay)")
-    g.add_argument("--wt_decay", "--wt-decay", "--weight-decay", type=nonnegative_float, default=5e-4,
+    g.add_argument("--epochs", type=bounded_int(1, 1_000_000), default=10, help="epochs to train")
+    g.add_argument("--max-minutes", type=budget_minutes, default=None, help="stop training after this many minutes")
+    g.add_argument("--batch_size", "--batch-size", type=batch_samples, default=8, help="input batch size for training")
+    g.add_argument("--lr", type=learning_rate, default=1e-3, help="Adam learning rate (warm-up, then cosine decay)")
+    g.add_argument("--wt_decay", "--wt-decay", "--weight-decay", type=bounded_float(0.0, 10.0), default=5e-4,
                    help="Adam weight decay")
     for name, default, what in (("recon", 0.5, "L1 reconstruction"), ("normal", 0.5, "L1 normal"),
                                 ("albedo", 0.5, "L1 albedo"), ("sh", 1.0, "MSE SH (SfSNet uses 0.1)"),
                                 ("residue", 0.5, "L1 residue, where the data has a true residue (synthetic data; "
                                                  "the seed has none)")):
-        g.add_argument(f"--{name}-weight", type=nonnegative_float, default=default, help=f"weight of the {what} loss")
-    g.add_argument("--seed", type=int, default=1, metavar="S", help="random seed")
+        g.add_argument(f"--{name}-weight", type=loss_weight, default=default, help=f"weight of the {what} loss")
+    g.add_argument("--seed", type=random_seed, default=1, metavar="S", help="random seed")
     g = p.add_argument_group("hardware (Lightning)")
     add_hardware_options(g)
     g.add_argument("--no_cuda", "--no-cuda", action="store_true", help="train on the CPU even when a GPU is present")
@@ -206,10 +208,10 @@ def build_dataset_parser() -> ArgumentParser:
                                    "(train.csv, test.csv, train/ and test/ folders) for --syn_data.")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="new folder to create")
     p.add_argument("--size", type=image_size, default="128", metavar="N|HxW", help="image size")
-    p.add_argument("--train-samples", type=positive_int, default=1000, help="training scenes")
-    p.add_argument("--test-samples", type=positive_int, default=64, help="test scenes")
-    p.add_argument("--seed", type=int, default=0, help="seed offset of the scenes")
-    p.add_argument("--workers", type=positive_int, default=None, help="render processes (default: all cores)")
+    p.add_argument("--train-samples", type=bounded_int(1, 1_000_000), default=1000, help="training scenes")
+    p.add_argument("--test-samples", type=bounded_int(1, 1_000_000), default=64, help="test scenes")
+    p.add_argument("--seed", type=random_seed, default=0, help="seed offset of the scenes")
+    p.add_argument("--workers", type=bounded_int(1, 1024), default=None, help="render processes (default: all cores)")
     return p
 
 
@@ -241,7 +243,7 @@ def build_interpolate_parser() -> ArgumentParser:
                    help="strip to write (a folder, receiving NAME_interpolation.png, when --input is a folder)")
     p.add_argument("--lights", default="sweep",
                    help="'sweep' (key light from left to right), 'orbit', or SH presets to interpolate, e.g. left,front,right")
-    p.add_argument("--steps", type=positive_int, default=7, help="relit frames in the strip")
+    p.add_argument("--steps", type=bounded_int(1, 100), default=7, help="relit frames in the strip")
     p.add_argument("--size", type=image_size, default=None, metavar="N|HxW",
                    help="resize the input first (default: the training size stored in the checkpoint)")
     p.add_argument("--linear", action="store_true", help="the file stores linear values (default: sRGB, linearised)")

@@ -18,7 +18,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.core.cli import ArgumentParser, image_size, nonnegative_float, nonnegative_int, positive_float, positive_int
+from runtime.core.cli import (ArgumentParser, batch_samples, bounded_float, bounded_int, budget_minutes, image_size,
+                              learning_rate, loss_weight, open_fraction, random_seed)
 from runtime.core.errors import UserError
 from ..io import check_run_folder, clear_run_folder
 from ..trainer import add_hardware_options, build_trainer, checkpoint_callbacks, quiet_lightning
@@ -32,9 +33,10 @@ SYNTHETIC_SEEDS = {"train": 0, "val": 10_000_000, "test": 20_000_000}
 def _add_scene_options(group, prefix: str = "") -> None:
     """Image size and scene counts of the synthetic splits (training and make-dataset share them)."""
     group.add_argument("--size", type=image_size, default="256", metavar="N|HxW", help=f"{prefix}image size")
-    group.add_argument("--train-samples", type=positive_int, default=400, help=f"{prefix}training scenes")
-    group.add_argument("--val-samples", type=positive_int, default=32, help=f"{prefix}validation scenes")
-    group.add_argument("--test-samples", type=positive_int, default=48, help=f"{prefix}held-out test scenes")
+    group.add_argument("--train-samples", type=bounded_int(1, 1_000_000), default=400, help=f"{prefix}training scenes")
+    group.add_argument("--val-samples", type=bounded_int(1, 1_000_000), default=32, help=f"{prefix}validation scenes")
+    group.add_argument("--test-samples", type=bounded_int(1, 1_000_000), default=48,
+                       help=f"{prefix}held-out test scenes")
 
 
 def build_parser() -> ArgumentParser:
@@ -53,28 +55,28 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--data", default="synthetic", metavar="synthetic|PATH",
                    help="'synthetic' renders scenes in memory; otherwise a dataset folder (train/, optional val/ test/)")
     _add_scene_options(g, "synthetic ")
-    g.add_argument("--val-fraction", type=positive_float, default=0.1,
+    g.add_argument("--val-fraction", type=open_fraction, default=0.1,
                    help="share of a --data folder's training samples held out for validation when it has no val/")
-    g.add_argument("--test-fraction", type=positive_float, default=0.1,
+    g.add_argument("--test-fraction", type=open_fraction, default=0.1,
                    help="share held out for the final test when the folder has no test/")
-    g.add_argument("--patches", type=positive_int, default=16,
+    g.add_argument("--patches", type=bounded_int(1, 65536), default=16,
                    help="desired training patches per image; the patch side is computed from it (seed 000)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=positive_int, default=10, help="maximum epochs")
-    g.add_argument("--max-minutes", type=positive_float, default=None, help="stop training after this many minutes")
-    g.add_argument("--batch-size", type=positive_int, default=16, help="training patches per batch (per device)")
-    g.add_argument("--lr", type=positive_float, default=2e-3, help="Adam learning rate")
-    g.add_argument("--weight-decay", type=nonnegative_float, default=0.0, help="Adam weight decay")
-    g.add_argument("--plateau-patience", type=nonnegative_int, default=1,
+    g.add_argument("--epochs", type=bounded_int(1, 1_000_000), default=10, help="maximum epochs")
+    g.add_argument("--max-minutes", type=budget_minutes, default=None, help="stop training after this many minutes")
+    g.add_argument("--batch-size", type=batch_samples, default=16, help="training patches per batch (per device)")
+    g.add_argument("--lr", type=learning_rate, default=2e-3, help="Adam learning rate")
+    g.add_argument("--weight-decay", type=bounded_float(0.0, 10.0), default=0.0, help="Adam weight decay")
+    g.add_argument("--plateau-patience", type=bounded_int(0, 1_000_000), default=1,
                    help="epochs without validation improvement before ReduceLROnPlateau halves the rate")
-    g.add_argument("--plateau-factor", type=positive_float, default=0.5, help="ReduceLROnPlateau factor")
-    g.add_argument("--mse-weight", type=nonnegative_float, default=1.0, help="weight of the MSE term")
-    g.add_argument("--perceptual-weight", type=nonnegative_float, default=None,
+    g.add_argument("--plateau-factor", type=open_fraction, default=0.5, help="ReduceLROnPlateau factor")
+    g.add_argument("--mse-weight", type=loss_weight, default=1.0, help="weight of the MSE term")
+    g.add_argument("--perceptual-weight", type=loss_weight, default=None,
                    help="weight of the VGG16 perceptual term (default 0.05; when the ImageNet weights cannot be "
                         "had it is dropped with a warning, unless you set it explicitly)")
-    g.add_argument("--luminance-weight", type=nonnegative_float, default=0.0,
+    g.add_argument("--luminance-weight", type=loss_weight, default=0.0,
                    help="weight of the luminance MSE term (seed 001)")
-    g.add_argument("--seed", type=nonnegative_int, default=0, help="seed for weights, data order and synthetic scenes")
+    g.add_argument("--seed", type=random_seed, default=0, help="seed for weights, data order and synthetic scenes")
     g = p.add_argument_group("hardware (Lightning)")
     add_hardware_options(g)
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
@@ -83,9 +85,9 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--out", type=Path, default=Path("runs/unet"), metavar="DIR", help="run folder")
     g.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last.ckpt")
-    g.add_argument("--grid-every", type=nonnegative_int, default=1,
+    g.add_argument("--grid-every", type=bounded_int(0, 1_000_000), default=1,
                    help="write a comparison grid every N epochs (0: only the final one)")
-    g.add_argument("--grid-images", type=positive_int, default=4, help="samples per comparison grid")
+    g.add_argument("--grid-images", type=bounded_int(1, 256), default=4, help="samples per comparison grid")
     g.add_argument("--quiet", action="store_true", help="no progress bars or progress messages; results and errors only")
     return p
 
@@ -97,8 +99,8 @@ def build_dataset_parser() -> ArgumentParser:
     )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="new folder to create")
     _add_scene_options(p)
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed offset of the scenes")
-    p.add_argument("--workers", type=positive_int, default=None, help="render processes (default: all cores)")
+    p.add_argument("--seed", type=random_seed, default=0, help="seed offset of the scenes")
+    p.add_argument("--workers", type=bounded_int(1, 1024), default=None, help="render processes (default: all cores)")
     return p
 
 
