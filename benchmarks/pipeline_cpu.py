@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=bounded_int(1, 1_000_000), default=50, help="inference-only runs")
     p.add_argument("--frames", type=bounded_int(0, 10_000_000), default=0,
                    help="frames for the memory run (0: skip it)")
+    p.add_argument("--memory-output", choices=["mp4", "none"], default="mp4",
+                   help="where the memory run's frames go: an MP4 (FFmpeg's muxer keeps its index in memory "
+                        "until the end) or nowhere (the pipeline alone)")
     p.add_argument("--threads", type=thread_count, default=None, help="ONNX Runtime / PyTorch threads")
     args = p.parse_args(argv)
 
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                     with lock:
                         samples.append((n, _rss_mb()))
 
-            sink = open_sink(Path(tmp) / "long.mp4", fps=fps_in)
+            sink = open_sink(Path(tmp) / "long.mp4" if args.memory_output == "mp4" else None, fps=fps_in)
             start = time.perf_counter()
             Pipeline(runner, task, _Replay(frames, args.frames, fps_in, sample), sink).run()
             sink.close()

@@ -52,3 +52,18 @@ def exported_lowlight(tmp_path_factory) -> Path:
                              min_shape=(32, 32), opt_shape=(64, 64), max_shape=(128, 128), max_batch=1,
                              parity_shapes=((1, 48, 64),), quiet=True))
     return folder
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 48 kB tmpfs to fill up (a full disk); skips, with the reason, where mounting is not allowed."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({proc.stderr.strip() or 'mount failed'}): needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)

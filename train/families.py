@@ -25,7 +25,18 @@ import numpy as np
 from runtime.core.errors import UserError
 
 __all__ = ["Family", "register_family", "get_family", "list_families", "load_families", "sample_inputs",
-           "no_assets"]
+           "no_assets", "lazy"]
+
+
+def lazy(module: str, name: str) -> Callable:
+    """``module.name``, imported on the first call: a family's registration stays light (its data generator
+    and loss may need scikit-image, OpenCV or the renderer, which importing the registry must not load)."""
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = f"{module}.{name}"
+    return call
 
 
 def no_assets(meta: dict, checkpoint: Path) -> dict[str, Path]:

@@ -41,19 +41,6 @@ def clip(tmp_path_factory) -> Path:
     return make_demo_clip(tmp_path_factory.mktemp("clip") / "dark.mp4", kind="lowlight", frames=12, size=(48, 64))
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 96 kB tmpfs: room for the temporary name, not for the video (skips where mounting is not allowed)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({proc.stderr.strip() or 'mount failed'}): needs root")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-
-
 def test_a_full_disk_fails_loudly_and_leaves_nothing(exported_lowlight, clip, small_disk):
     big = make_demo_clip(small_disk.parent / "big.mp4", kind="lowlight", frames=60, size=(240, 320))
     out = small_disk / "out.mp4"

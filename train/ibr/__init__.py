@@ -7,7 +7,7 @@ module.py (the training loop), evaluate.py (held-out lights against baselines), 
 
 from pathlib import Path
 
-from ..families import Family, register_family
+from ..families import Family, lazy, register_family
 from ..models.registry import register_presets
 from .data import AVERAGE_FILE
 from .model import IBR_PRESETS, ImageBasedRelighting
@@ -15,16 +15,6 @@ from .model import IBR_PRESETS, ImageBasedRelighting
 register_presets("ibr", {preset: (ImageBasedRelighting, config) for preset, config in IBR_PRESETS.items()})
 
 
-def _sample_inputs(meta: dict, batch: int, height: int, width: int, seed: int):
-    from .data import sample_inputs
-
-    return sample_inputs(meta, batch, height, width, seed)
-
-
-def _train_step(model, seed: int):
-    from .losses import train_step
-
-    return train_step(model, seed)
 
 
 def _assets(meta: dict, checkpoint):
@@ -34,7 +24,9 @@ def _assets(meta: dict, checkpoint):
 
 
 register_family(Family(
-    name="ibr", task="ibr", sample_inputs=_sample_inputs, tiny=(("ibr_test", {}),), train_step=_train_step,
+    name="ibr", task="ibr", sample_inputs=lazy(f"{__name__}.data", "sample_inputs"),
+    tiny=(("ibr_test", {}),),
+    train_step=lazy(f"{__name__}.losses", "train_step"),
     command="train.ibr", assets=_assets,
     description="seed 001's image-based relighting: one scene's light transport from a capture",
 ))

@@ -4,7 +4,7 @@
 model.py (RelightChain and its two presets), data.py (realistic inputs), cli.py (compose, infer, strip).
 """
 
-from ..families import Family, register_family
+from ..families import Family, lazy, register_family
 from ..models.registry import register_model
 from .model import relight_point, relight_sh
 
@@ -12,16 +12,11 @@ register_model(relight_point)
 register_model(relight_sh)
 
 
-def _sample_inputs(meta: dict, batch: int, height: int, width: int, seed: int):
-    from .data import sample_inputs
-
-    return sample_inputs(meta, batch, height, width, seed)
-
 
 _SFSNET_TEST, _UNET_TEST = {"name": "sfsnet_test", "config": {}}, {"name": "unet_test", "config": {}}
 
 register_family(Family(
-    name="relight", task="relight", sample_inputs=_sample_inputs,
+    name="relight", task="relight", sample_inputs=lazy(f"{__name__}.data", "sample_inputs"),
     tiny=(("relight_point", {"sfsnet": _SFSNET_TEST, "unet": _UNET_TEST}),
           ("relight_sh", {"sfsnet": _SFSNET_TEST, "unet": None})),
     train_step=None, command="train.relight",
