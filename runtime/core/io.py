@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import UserError
 
-__all__ = ["atomic_path", "atomic_dir", "write_json", "write_text", "save_with", "read_float_image", "FILE_MODE",
+__all__ = ["atomic_path", "atomic_dir", "write_json", "write_text", "read_float_image", "FILE_MODE",
            "DIR_MODE", "temp_file", "temp_dir", "remove_stale_temps", "publish", "exchange", "rename_noreplace",
            "OutputExistsError", "free_bytes"]
 
@@ -253,12 +253,6 @@ def _json_default(value):
         return os.fspath(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
-
-def save_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
-    """Call ``writer(tmp_path)`` and atomically move the result to ``path``."""
-    with atomic_path(path) as tmp:
-        writer(tmp)
-    return Path(path)
 
 
 def read_float_image(path: str | os.PathLike, what: str, hint: str) -> np.ndarray:

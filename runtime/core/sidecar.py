@@ -217,14 +217,6 @@ class Sidecar:
         shapes = self.profile[name]
         return (shapes.min[2], shapes.min[3]), (shapes.max[2], shapes.max[3])
 
-    @property
-    def input_names(self) -> list[str]:
-        return [spec["name"] for spec in self.contract["inputs"]]
-
-    @property
-    def output_names(self) -> list[str]:
-        return [spec["name"] for spec in self.contract["outputs"]]
-
 
 def sidecar_path(artefact: str | os.PathLike) -> Path:
     """The sidecar of ``artefact``: the same name with ``.json`` appended."""
