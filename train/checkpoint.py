@@ -27,6 +27,7 @@ from runtime.core.errors import CheckpointError, UserError
 
 from .families import get_family
 from .models import create_model, get_entry
+from .models.registry import current_name
 
 __all__ = ["FORMAT", "build_metadata", "checkpoint_path", "save_checkpoint", "load_checkpoint", "read_checkpoint",
            "update_metadata", "torch_save"]
@@ -117,6 +118,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     meta = payload["edgelight"]
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} has checkpoint format {meta.get('format')!r}; this version reads {FORMAT!r}")
+    meta["name"] = current_name(meta.get("name", ""), meta.get("config") or {})
     if "task" not in meta:  # written before the task was recorded
         try:
             meta["task"] = get_family(meta.get("family", "")).task

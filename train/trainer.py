@@ -13,15 +13,16 @@ from runtime.core.errors import UserError
 __all__ = ["add_hardware_options", "build_trainer", "checkpoint_callbacks", "quiet_lightning"]
 
 
-def add_hardware_options(group) -> None:
-    """--accelerator, --devices, --num-nodes, --strategy, --precision, --workers, --threads."""
+def add_hardware_options(group, workers: int = 0) -> None:
+    """--accelerator, --devices, --num-nodes, --strategy, --precision, --workers (default ``workers``), --threads."""
     group.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu", "cuda", "mps"], help="where to train")
     group.add_argument("--devices", default="auto", help="device count, list such as 0,1, or auto")
     group.add_argument("--num-nodes", type=bounded_int(1, 65536), default=1, help="machines for multi-node DDP")
     group.add_argument("--strategy", default="auto", help="Lightning strategy: auto, ddp, ddp_spawn, fsdp, ...")
     group.add_argument("--precision", default="32-true", choices=["32-true", "16-mixed", "bf16-mixed", "64-true"],
                        help="Lightning precision; 16-mixed and bf16-mixed are automatic mixed precision")
-    group.add_argument("--workers", type=worker_count, default=0, help="DataLoader worker processes")
+    group.add_argument("--workers", type=worker_count, default=workers,
+                       help=f"DataLoader worker processes (default: {workers})")
     group.add_argument("--threads", type=thread_count, default=None, help="CPU threads for PyTorch (default: all cores)")
 
 

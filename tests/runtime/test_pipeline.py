@@ -40,9 +40,9 @@ def _export(folder: Path, model, **shapes) -> Path:
 
 
 def _brightening_lowlight():
-    """lowlight_edgetest made to brighten: every curve step x + 0.9 x (1 - x), the denoiser off."""
+    """lowlight_edgetest_v1 made to brighten: every curve step x + 0.9 x (1 - x), the denoiser off."""
     torch.manual_seed(0)
-    model = create_model("lowlight_edgetest")
+    model = create_model("lowlight_edgetest_v1")
     with torch.no_grad():
         model.curves[-1].weight.zero_()
         model.curves[-1].bias.fill_(1.5)  # tanh(1.5) = 0.9
@@ -87,7 +87,7 @@ def test_enhance_end_to_end_on_onnxruntime(lowlight, clip, tmp_path, capsys):
     assert main(["enhance", "--model", str(lowlight), "--input", str(clip), "--output", str(out),
                  "--stats", str(stats), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "lowlight_edgetest on onnxruntime (cpu)" in printed and "infer" in printed and "p99" in printed
+    assert "lowlight_edgetest_v1 on onnxruntime (cpu)" in printed and "infer" in printed and "p99" in printed
     source, result = _frames(clip), _frames(out)
     assert len(result) == len(source) == 24 and result[0].shape == source[0].shape
     assert np.mean(result) > np.mean(source) + 20  # the model brightens; the video shows it
@@ -279,6 +279,22 @@ def test_import_runtime_stays_lean():
     subprocess.run([sys.executable, "-c", code], check=True)
     proc = subprocess.run([sys.executable, "-m", "runtime", "enhance", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "--smooth" in proc.stdout
+
+
+def test_denoise_option_steadies_the_output(lowlight, clip, tmp_path):
+    """--denoise: the enhanced clip changes less from frame to frame; a strength of 1 or more is refused."""
+    plain, steady = tmp_path / "plain.avi", tmp_path / "steady.avi"
+    for out, extra in ((plain, []), (steady, ["--denoise", "0.8"])):
+        assert main(["enhance", "--model", str(lowlight), "--input", str(clip), "--output", str(out),
+                     "--max-frames", "12", "--quiet", *extra]) == 0
+
+    def unsteadiness(frames):
+        return np.mean([np.abs(b.astype(float) - a).mean() for a, b in zip(frames, frames[1:])])
+
+    assert unsteadiness(_frames(steady)) < 0.9 * unsteadiness(_frames(plain))
+    proc = subprocess.run([sys.executable, "-m", "runtime", "enhance", "--model", str(lowlight), "--input", str(clip),
+                           "--output", str(tmp_path / "x.avi"), "--denoise", "1"], capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "--denoise" in proc.stderr
 
 
 def test_output_size_option_resizes_the_written_video(lowlight, clip, tmp_path):

@@ -15,7 +15,7 @@ from train.models import create_model
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--preset", "edgetest", "--image-size", "32", "--train-samples", "64", "--valid-samples", "8",
-        "--batch-size", "8", "--quiet"]
+        "--batch-size", "8", "--quiet", "--workers", "0"]
 
 
 def _cli(*args):
@@ -26,7 +26,8 @@ def _cli(*args):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     logs = tmp_path_factory.mktemp("logs")
-    assert run(main, ["train", *TINY, "--max-epochs", "4", "--lr", "5e-3", "--log-dir", str(logs),
+    # the default two (spawned) DataLoader workers here; the other tests train in-process
+    assert run(main, ["train", *TINY, "--workers", "2", "--max-epochs", "4", "--lr", "5e-3", "--log-dir", str(logs),
                       "--experiment-name", "tiny"]) == 0
     return logs / "tiny"
 
@@ -109,7 +110,7 @@ def test_help_lists_the_seed_options():
                    "--image-size", "--batch-size", "--max-epochs", "--max_epochs", "--patience", "--log-dir",
                    "--experiment-name", "--precision", "--accelerator", "--train-data-path", "--valid-data-path"):
         assert option in result.stdout, option
-    assert "commands: train, valid, bench, infer, make-dataset" in _cli("--help").stdout
+    assert "commands: train, valid, bench, video-bench, infer, make-dataset" in _cli("--help").stdout
 
 
 def test_a_checkpoint_of_another_family_is_refused(tmp_path):
@@ -125,7 +126,10 @@ def test_a_checkpoint_of_another_family_is_refused(tmp_path):
     (["train", "--preset", "huge"], "invalid choice: 'huge'"),
     (["bench", "--checkpoint", "/no/such.ckpt"], "checkpoint not found"),
     (["fly"], "unknown command 'fly'"),
-    (["train", "--preset", "edge", "--num-resolution", "2"], "--num-resolution applies to IllRecNet"),
+    (["train", "--preset", "edge_v1", "--num-resolution", "2"], "--num-resolution does not apply to the 'edge_v1'"),
+    (["train", "--preset", "edge", "--embed-dim", "16"], "--embed-dim does not apply to the 'edge' preset"),
+    (["train", "--preset", "zerodce"], "invalid choice: 'zerodce'"),
+    (["train", "--degradation", "film"], "invalid choice: 'film'"),
 ])
 def test_bad_input_gives_one_line_and_exit_2(args, message, tmp_path):
     result = _cli(*args, "--quiet", "--log-dir", str(tmp_path)) if args[0] == "train" else _cli(*args)

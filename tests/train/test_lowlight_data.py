@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from train.data.images import read_image, write_image
-from train.lowlight.data import PairDataset, SyntheticPairs, degrade, find_pairs, photo_split
+from train.lowlight.data import (PairDataset, SyntheticPairs, auto_expose, camera_degrade, compress_frame, degrade,
+                                  find_pairs, photo_split)
 from runtime.core.errors import DatasetError
 
 
@@ -91,3 +92,63 @@ def test_synthetic_pairs_fixed_sets_repeat():
     first, again = ds[1], ds[1]
     assert first["low"].shape == (3, 32, 32)
     assert (first["low"] == again["low"]).all() and (first["high"] == again["high"]).all()
+
+
+def _block_ratio(image: np.ndarray) -> float:
+    """Mean squared step across 8-pixel block boundaries over the mean squared step elsewhere (luma, columns)."""
+    y = image.mean(axis=-1)
+    steps = np.diff(y, axis=1) ** 2
+    boundary = np.zeros(steps.shape[1], bool)
+    boundary[7::8] = True
+    return float(steps[:, boundary].mean() / steps[:, ~boundary].mean())
+
+
+def test_camera_degradation_covers_dark_to_normal_and_compresses():
+    """Dark draws are darker than the reference and their target is the clean photo; a normal-exposure
+    draw is its own target (to be left alone); compression leaves the 8x8 block grid in flat dark areas."""
+    clean = auto_expose(photo_split("test")[0][:128, :128], np.random.default_rng(0))
+    targets_equal_input, darker = 0, 0
+    for seed in range(24):
+        low, target = camera_degrade(clean, np.random.default_rng(seed))
+        assert low.shape == clean.shape and low.dtype == np.float32 and 0.0 <= low.min() and low.max() <= 1.0
+        if np.array_equal(low, target):
+            targets_equal_input += 1
+        else:
+            np.testing.assert_array_equal(target, clean)
+            darker += low.mean() < 0.8 * clean.mean()
+    assert 2 <= targets_equal_input <= 12 and darker >= 10
+    low, target = camera_degrade(clean, np.random.default_rng(1), exposure=1.0, compress=False)
+    assert np.array_equal(low, target) and 20 < 10 * np.log10(1 / np.mean((low - clean) ** 2)) and abs(low.mean() - clean.mean()) < 0.1
+    dark, _ = camera_degrade(clean, np.random.default_rng(1), exposure=0.03, compress=False)
+    assert dark.mean() < 0.5 * clean.mean()
+    flat_dark = np.full((64, 64, 3), 0.08, np.float32) + np.random.default_rng(0).normal(0, 0.02, (64, 64, 3)).astype(np.float32)
+    rng = np.random.default_rng(3)
+    ratios = [_block_ratio(compress_frame(flat_dark, rng)) for _ in range(8)]
+    assert _block_ratio(flat_dark) < 1.3 and np.median(ratios) > 1.5
+
+
+def test_h264_compression_keeps_odd_sizes():
+    pytest.importorskip("av")
+    from train.lowlight.data import _h264_intra
+
+    image = (photo_split("test")[1][:37, :53] * 255).astype(np.uint8)
+    out = _h264_intra(image, 30, "veryfast")
+    assert out.shape == (37, 53, 3) and 25 < 10 * np.log10(1 / np.mean((out - image / 255.0) ** 2))
+
+
+def test_synthetic_pairs_take_the_classic_degradation_too():
+    photos = photo_split("valid")
+    camera = SyntheticPairs(photos, length=2, size=32, seed=7, fixed=True)[0]
+    classic = SyntheticPairs(photos, length=2, size=32, seed=7, fixed=True, degradation="classic")[0]
+    assert camera["low"].shape == classic["low"].shape and not (camera["low"] == classic["low"]).all()
+    with pytest.raises(ValueError, match="unknown degradation 'film'"):
+        SyntheticPairs(photos, length=2, size=32, degradation="film")
+
+
+def test_dataloader_workers_draw_different_pairs():
+    from torch.utils.data import DataLoader
+
+    pairs = SyntheticPairs(photo_split("train"), length=8, size=16, seed=3, degradation="classic")
+    batches = list(DataLoader(pairs, batch_size=1, num_workers=2, multiprocessing_context="spawn"))
+    lows = [b["low"][0] for b in batches]
+    assert all(not (lows[i] == lows[j]).all() for i in range(len(lows)) for j in range(i))

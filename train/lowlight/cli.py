@@ -1,8 +1,10 @@
-"""``python -m train.lowlight``: low-light enhancement (seed 003): train, valid, bench, infer, make-dataset.
+"""``python -m train.lowlight``: low-light enhancement (seed 003): train, valid, bench, video-bench, infer,
+make-dataset.
 
     python -m train.lowlight train                                 # edge preset on synthetic pairs
     python -m train.lowlight train --preset seed --data data/ --devices 2
     python -m train.lowlight bench --checkpoint runs/lowlight/best.ckpt --data data/
+    python -m train.lowlight video-bench --checkpoint runs/lowlight/best.ckpt --out video-bench/
     python -m train.lowlight infer --checkpoint runs/lowlight/best.ckpt --input photos/ --out enhanced/
     python -m train.lowlight make-dataset --out data/synthetic-lowlight
 
@@ -15,6 +17,7 @@ accepted too (--max_epochs as well as --max-epochs).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -26,7 +29,7 @@ from runtime.core.errors import UserError
 
 from ..trainer import add_hardware_options, build_trainer, checkpoint_callbacks, quiet_lightning
 
-COMMANDS = ("train", "valid", "bench", "infer", "make-dataset")
+COMMANDS = ("train", "valid", "bench", "video-bench", "infer", "make-dataset")
 
 
 def _options(*names: str) -> list[str]:
@@ -42,11 +45,12 @@ def _options(*names: str) -> list[str]:
 def build_train_parser() -> ArgumentParser:
     from ..models import list_models
 
-    presets = [name.split("_", 1)[1] for name in list_models("lowlight")]
+    presets = [name.split("_", 1)[1] for name in list_models("lowlight") if not _benchmark_only(name)]
     p = ArgumentParser(prog="python -m train.lowlight train", description=__doc__.replace("``", ""))
     g = p.add_argument_group("model (seed 003's options)")
     g.add_argument("--preset", choices=presets, default="edge",
-                   help="'seed' is IllRecNet, 'edge' the real-time variant, 'test' / 'edgetest' tiny ones")
+                   help="'seed' is IllRecNet, 'edge' the real-time variant (second generation), 'edge_v1' the first "
+                        "generation, 'test' / 'edgetest' / 'edgetest_v1' tiny ones")
     g.add_argument(*_options("--embed-dim"), type=bounded_int(1, 4096), default=None,
                    help="token width (preset's if unset)")
     g.add_argument(*_options("--num-heads"), type=bounded_int(1, 256), default=None,
@@ -67,6 +71,10 @@ def build_train_parser() -> ArgumentParser:
     g.add_argument(*_options("--valid-data-path"), default=None, metavar="DIR",
                    help="validation pairs, when they are not under --data")
     g.add_argument("--photos", default=None, metavar="DIR", help="clean photos for synthetic pairs (default: scikit-image's)")
+    g.add_argument("--degradation", choices=["camera", "classic"], default="camera",
+                   help="how synthetic pairs are made: 'camera' (exposures from very dark to normal, sensor noise "
+                        "before the tone curve, white-balance error, JPEG / H.264 compression; normal exposures are "
+                        "to be left alone) or 'classic' (the first generation's: darker only, no compression)")
     g.add_argument(*_options("--image-size"), type=image_side, default=128, help="side of the square training crops")
     g.add_argument("--train-samples", type=bounded_int(1, 1_000_000), default=2400,
                    help="synthetic training pairs per epoch")
@@ -86,13 +94,15 @@ def build_train_parser() -> ArgumentParser:
                    help="early stopping: epochs without a better validation total loss")
     g.add_argument("--mae-weight", type=loss_weight, default=1.0, help="weight of the MAE term")
     g.add_argument("--mse-weight", type=loss_weight, default=1.0, help="weight of the MSE term")
-    g.add_argument("--ssim-weight", type=loss_weight, default=0.0, help="weight of the 1 - SSIM term")
+    g.add_argument("--ssim-weight", type=loss_weight, default=0.5,
+                   help="weight of the 1 - SSIM term (SSIM punishes leftover noise and compression blocks)")
     g.add_argument("--temporal-weight", type=loss_weight, default=0.0,
                    help="weight of the temporal consistency term for video (StableLLVE-style warped pairs)")
     g.add_argument("--seed", type=random_seed, default=0, help="seed for weights, crops and degradations")
     g.add_argument("--max-minutes", type=budget_minutes, default=None, help="stop each run after this many minutes")
     g = p.add_argument_group("hardware (Lightning)")
-    add_hardware_options(g)
+    # synthetic pairs are made on the fly (noise, tone curve, JPEG / H.264): two processes keep up with the model
+    add_hardware_options(g, workers=min(2, os.cpu_count() or 1))
     g = p.add_argument_group("output")
     g.add_argument(*_options("--log-dir"), type=Path, default=Path("runs"), metavar="DIR", help="where runs go")
     g.add_argument(*_options("--experiment-name"), default="lowlight", help="run folder name under --log-dir")
@@ -115,6 +125,10 @@ def _eval_parser(command: str, description: str) -> ArgumentParser:
 def build_bench_parser() -> ArgumentParser:
     p = _eval_parser("bench", "PSNR, SSIM and LPIPS of a checkpoint and of classical baselines on the benchmark pairs.")
     p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--degradation", choices=["classic", "camera", "independent"], default=None,
+                   help="how the synthetic held-out pairs are made: 'camera' or 'classic' (the training "
+                        "degradations; default: the one the checkpoint was trained on) or 'independent' (raw Bayer "
+                        "noise, MPEG-4 Part 2; written apart from training, for evaluation only); --data synthetic only")
     return p
 
 
@@ -148,11 +162,24 @@ def build_dataset_parser() -> ArgumentParser:
 # --------------------------------------------------------------------------------------------- train
 
 
+def _benchmark_only(name: str) -> bool:
+    from ..models import create_model
+
+    return bool(getattr(create_model(name), "benchmark_only", False))
+
+
 def _model_overrides(args) -> dict:
+    from dataclasses import fields
+
+    from .model import LOWLIGHT_PRESETS
+
     keys = ("embed_dim", "num_heads", "mlp_ratio", "num_resolution", "dropout_ratio")
     overrides = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
-    if "num_resolution" in overrides and args.preset.startswith("edge"):
-        raise UserError("--num-resolution applies to IllRecNet (seed, test presets), not the edge variant")
+    cls, config = LOWLIGHT_PRESETS[args.preset]
+    known = {f.name for f in fields(config)}
+    for key in overrides:
+        if key not in known:
+            raise UserError(f"--{key.replace('_', '-')} does not apply to the {args.preset!r} preset ({cls.__name__})")
     return overrides
 
 
@@ -176,7 +203,7 @@ def train(argv: Sequence[str]) -> int:
     overrides = _model_overrides(args)
     start = time.perf_counter()
     data = LowLightData(data_root, args.image_size, args.batch_size, args.train_samples, args.valid_samples,
-                        args.workers, args.seed, args.photos)
+                        args.workers, args.seed, args.photos, args.degradation)
     if len(data.train_set) < args.batch_size:
         raise UserError(f"--batch-size {args.batch_size} exceeds the {len(data.train_set)} training pairs")
     stages = ["frozen", "trainable"] if args.separation == "two-stage" else [args.separation]
@@ -284,8 +311,16 @@ def bench(argv: Sequence[str]) -> int:
     from .evaluate import bench_checkpoint
 
     args = build_bench_parser().parse_args(argv)
-    bench_checkpoint(args.checkpoint, args.data, args.device, args.seed, args.out)
+    if args.degradation is not None and args.data != "synthetic":
+        raise UserError("--degradation applies to --data synthetic; the pairs under --data are used as they are")
+    bench_checkpoint(args.checkpoint, args.data, args.device, args.seed, args.out, degradation=args.degradation)
     return 0
+
+
+def video_bench(argv: Sequence[str]) -> int:
+    from .video import video_bench as run_video_bench
+
+    return run_video_bench(argv)
 
 
 def valid(argv: Sequence[str]) -> int:
@@ -362,7 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__doc__.replace("``", "") + "\ncommands: " + ", ".join(COMMANDS) + " (python -m train.lowlight COMMAND --help)")
         return 0
     command = argv.pop(0) if argv and not argv[0].startswith("-") else "train"
-    handlers = {"train": train, "valid": valid, "bench": bench, "infer": infer, "make-dataset": make_dataset}
+    handlers = {"train": train, "valid": valid, "bench": bench, "video-bench": video_bench, "infer": infer,
+                "make-dataset": make_dataset}
     if command not in handlers:
         raise UserError(f"unknown command {command!r}; choose one of {', '.join(COMMANDS)}")
     return handlers[command](argv)

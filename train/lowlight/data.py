@@ -9,9 +9,12 @@ LOL-v1 layout: ``DATA/our485/{low,high}`` (training) and ``DATA/eval15/{low,high
 benchmark and inference). A folder holding ``low/`` and ``high/`` directly also works for any stage.
 
 Synthetic pairs start from a crop of a clean photo, auto-exposed so that its mean brightness is that
-of a well-exposed photograph (the reference), then darken it the way a camera would: linearise, scale the exposure down,
-apply a colour cast, add Poisson-Gaussian sensor noise, re-encode with a gamma curve and quantise to
-8 bits. Random crops and flips come from a seeded generator. Image files are read and written by
+of a well-exposed photograph (the reference), then record it the way a camera would (``camera_degrade``,
+the default): linear light, an exposure from very dark to normal, a white-balance error,
+Poisson-Gaussian sensor noise before the tone curve, a random tone curve, 8 bits, and JPEG or H.264
+compression. At normal exposure the target is the recording itself, so a model learns to leave
+well-exposed frames alone. ``degrade`` (``--degradation classic``) is the first generation's: darker
+only, no compression. Random crops and flips come from a seeded generator. Image files are read and written by
 ``train.data.images`` (shared with the other families).
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,7 +36,8 @@ from runtime.core.errors import DatasetError
 from ..data.images import IMAGE_EXTENSIONS, read_image, stack_nchw
 
 __all__ = [
-    "STAGES", "LOL_STAGES", "SPLIT_SEEDS", "Pair", "find_pairs", "degrade",
+    "STAGES", "LOL_STAGES", "SPLIT_SEEDS", "Pair", "find_pairs", "degrade", "camera_degrade", "classic_degrade",
+    "compress_frame", "DEGRADATIONS",
     "photo_split", "PairDataset", "SyntheticPairs", "to_tensor", "sample_inputs",
 ]
 
@@ -133,6 +138,112 @@ def degrade(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     noisy += rng.normal(0.0, rng.uniform(0.0005, 0.003), linear.shape).astype(np.float32)
     encoded = np.clip(noisy, 0.0, 1.0) ** (1.0 / rng.uniform(2.0, 2.4))
     return (np.round(encoded * 255.0) / 255.0).astype(np.float32)
+
+
+def _tone_curve(linear: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A camera's tone curve, drawn at random: a plain gamma (1.8-2.6) or a gamma with a gentle S-shaped shoulder."""
+    encoded = np.clip(linear, 0.0, 1.0) ** (1.0 / rng.uniform(1.8, 2.6))
+    if rng.random() < 0.5:  # contrast around mid-grey, anchored at 0 and 1: x + k x (1 - x) (2x - 1)
+        encoded = encoded + rng.uniform(0.0, 0.6) * encoded * (1.0 - encoded) * (2.0 * encoded - 1.0)
+    return encoded
+
+
+def compress_frame(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """JPEG (quality 30-92) or an H.264 intra frame (libx264, CRF 22-40) of an 8-bit-valued sRGB image.
+
+    Both work on 8x8 (JPEG) or 4x4/8x8 (H.264) transform blocks of 4:2:0 YCbCr, so dark flat areas come
+    back as the block grids that every camera stream carries. H.264 needs PyAV; without it JPEG is used.
+    """
+    rgb8 = np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        try:
+            return _h264_intra(rgb8, int(rng.integers(22, 41)), ("superfast", "veryfast", "medium")[int(rng.integers(3))])
+        except ImportError:
+            pass
+    ok, data = cv2.imencode(".jpg", rgb8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 93))])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode a JPEG")
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0
+
+
+def _h264_intra(rgb8: np.ndarray, crf: int, preset: str) -> np.ndarray:
+    """One frame through libx264 and back, in memory; odd sides are padded by replication and cropped after."""
+    import av
+
+    h, w = rgb8.shape[:2]
+    padded = np.pad(rgb8, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    encoder, decoder = _h264_codecs(padded.shape[1], padded.shape[0], crf, preset)
+    packets = encoder.encode(av.VideoFrame.from_ndarray(padded, format="rgb24"))
+    frames = [frame for packet in packets for frame in decoder.decode(packet)]
+    if len(frames) != 1:
+        raise RuntimeError(f"libx264 returned {len(frames)} frames for one")
+    return np.ascontiguousarray(frames[0].to_ndarray(format="rgb24")[:h, :w]).astype(np.float32) / 255.0
+
+
+@lru_cache(maxsize=128)
+def _h264_codecs(width: int, height: int, crf: int, preset: str):
+    """An intra-only libx264 encoder without delay and its decoder, kept open: opening one costs more
+    than encoding a training crop."""
+    import av
+
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+    encoder.time_base = Fraction(1, 30)
+    encoder.options = {"crf": str(crf), "preset": preset, "tune": "zerolatency", "x264-params": "keyint=1:threads=1"}
+    encoder.open()
+    decoder = av.CodecContext.create("h264", "r")
+    return encoder, decoder
+
+
+NORMAL_EXPOSURE_SHARE = 0.25
+"""Share of camera-pipeline pairs taken at normal exposure, whose target is the degraded input itself."""
+
+
+def camera_degrade(clean: np.ndarray, rng: np.random.Generator, exposure: float | None = None,
+                   compress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A camera's recording of a clean sRGB scene in [0, 1] at some exposure: ``(low, target)``, float32.
+
+    Linear light (sRGB curve inverted), exposure (``None``: 1.0 for a quarter of the draws, otherwise
+    log-uniform 0.02-0.7; a given value is used as is), a white-balance error (per-channel gains
+    +-25%), Poisson shot noise (500-8,000 electrons at full scale) and Gaussian read noise (0.05-0.4%)
+    on the linear signal, with half the draws raised by a digital gain (ISO, x1-4) after the noise,
+    a random tone curve (``_tone_curve``), 8-bit quantisation and, unless ``compress`` is False,
+    JPEG or H.264 compression (``compress_frame``).
+
+    The target is the clean scene, except at normal exposure (1.0), where it is the degraded input
+    itself: a well-exposed frame is to be left alone, whatever its small noise or white balance.
+    """
+    normal = exposure is None and rng.random() < NORMAL_EXPOSURE_SHARE
+    if exposure is None:
+        exposure = 1.0 if normal else float(np.exp(rng.uniform(np.log(0.02), np.log(0.7))))
+    linear = _srgb_to_linear(np.clip(clean, 0.0, 1.0).astype(np.float32))
+    balance = rng.uniform(0.75, 1.25, 3).astype(np.float32)
+    balance /= balance.mean()
+    gain = 1.0
+    if exposure < 0.5 and rng.random() < 0.5:  # the camera raises the gain instead of the exposure time
+        gain = float(rng.uniform(1.0, min(4.0, 0.7 / exposure)))
+    signal = linear * (exposure / gain) * balance
+    electrons = rng.uniform(500.0, 8000.0)
+    noisy = rng.poisson(np.clip(signal, 0.0, None) * electrons).astype(np.float32) / electrons
+    noisy += rng.normal(0.0, rng.uniform(0.0005, 0.004), signal.shape).astype(np.float32)
+    encoded = np.round(np.clip(_tone_curve(noisy * gain, rng), 0.0, 1.0) * 255.0) / 255.0
+    low = compress_frame(encoded, rng) if compress else encoded.astype(np.float32)
+    target = low if exposure == 1.0 else clean.astype(np.float32)
+    return low.astype(np.float32), target
+
+
+def _srgb_to_linear(image: np.ndarray) -> np.ndarray:
+    return np.where(image <= 0.04045, image / 12.92, ((image + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def classic_degrade(clean: np.ndarray, rng: np.random.Generator, exposure: float | None = None,
+                    compress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``degrade`` with the camera pipeline's signature (``exposure`` and ``compress`` are ignored)."""
+    return degrade(clean, rng), clean.astype(np.float32)
+
+
+DEGRADATIONS = {"camera": camera_degrade, "classic": classic_degrade}
+"""Training degradations by name: ``camera`` (the default) and ``classic`` (the first generation's)."""
 
 
 # scikit-image's bundled images used as clean photos (those that load without a download).
@@ -245,18 +356,38 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))
 
 
-class SyntheticPairs(Dataset):
+class _WorkerDraws:
+    """Random draws for training items: ``self._rng`` in the main process, and in each DataLoader worker
+    its own generator (a copy of the parent's would give every worker the same items)."""
+
+    seed: int
+    _rng: np.random.Generator
+
+    def _generator(self) -> np.random.Generator:
+        info = torch.utils.data.get_worker_info()
+        if info is None:
+            return self._rng
+        if getattr(self, "_worker", None) != info.id:
+            self._worker, self._rng = info.id, np.random.default_rng((self.seed, info.id + 1))
+        return self._rng
+
+
+class SyntheticPairs(_WorkerDraws, Dataset):
     """Pairs made on the fly from clean photos: ``length`` random crops of ``size`` per epoch.
 
-    References are auto-exposed crops (``auto_expose``). With ``fixed=True`` every index always
+    References are auto-exposed crops (``auto_expose``) degraded by ``DEGRADATIONS[degradation]``. With ``fixed=True`` every index always
     gives the same pair (for validation and test sets); otherwise crops, zoom, flips, colour jitter
     and degradations are drawn from a generator seeded with ``seed``.
     """
 
-    def __init__(self, photos: list[np.ndarray], length: int, size: int, seed: int = 0, fixed: bool = False) -> None:
+    def __init__(self, photos: list[np.ndarray], length: int, size: int, seed: int = 0, fixed: bool = False,
+                 degradation: str = "camera") -> None:
         if not photos:
             raise DatasetError("no clean photos to make pairs from")
+        if degradation not in DEGRADATIONS:
+            raise ValueError(f"unknown degradation {degradation!r}; choose one of {', '.join(DEGRADATIONS)}")
         self.photos, self.length, self.size, self.seed, self.fixed = photos, length, size, seed, fixed
+        self.degradation = degradation
         self._rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -267,20 +398,20 @@ class SyntheticPairs(Dataset):
             rng = np.random.default_rng((self.seed, index))
             (high,) = random_crop([self.photos[index % len(self.photos)]], self.size, rng, flip=False)
         else:
-            rng = self._rng
+            rng = self._generator()
             photo = self.photos[int(rng.integers(len(self.photos)))]
             (high,) = random_crop([photo], self.size, rng, zoom=(0.4, 1.0))
             high = jitter_photo(high, rng)
-        high = auto_expose(high, rng)
-        return {"low": to_tensor(degrade(high, rng)), "high": to_tensor(high)}
+        low, high = DEGRADATIONS[self.degradation](auto_expose(high, rng), rng)
+        return {"low": to_tensor(low), "high": to_tensor(high)}
 
 
-class PairDataset(Dataset):
+class PairDataset(_WorkerDraws, Dataset):
     """Pairs from files. Training draws random crops of ``size`` with flips; otherwise whole images
     (``size=None``) or a centre crop. Images are decoded once and kept as 8-bit in memory."""
 
     def __init__(self, pairs: list[Pair], size: int | None = None, train: bool = False, seed: int = 0) -> None:
-        self.pairs, self.size, self.train = pairs, size, train
+        self.pairs, self.size, self.train, self.seed = pairs, size, train, seed
         self._rng = np.random.default_rng(seed)
         self._cache: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
 
@@ -304,7 +435,7 @@ class PairDataset(Dataset):
         images = [low] if high is None else [low, high]
         if self.size is not None:
             if self.train:
-                images = random_crop(images, self.size, self._rng)
+                images = random_crop(images, self.size, self._generator())
             else:
                 h, w = low.shape[:2]
                 s = min(self.size, h, w)

@@ -60,13 +60,26 @@ def load_lowlight(path, device: str):
     return load_checkpoint(path, map_location=torch.device(device), family="lowlight", purpose="train.lowlight")
 
 
-def eval_set(data: str, stage: str, seed: int, size: int | None, require_high: bool = True):
+def training_degradation(meta: dict) -> str:
+    """The synthetic degradation a checkpoint was trained on (``classic`` for checkpoints older than the choice)."""
+    return (meta.get("data") or {}).get("degradation", "classic")
+
+
+def eval_set(data: str, stage: str, seed: int, size: int | None, require_high: bool = True,
+             degradation: str = "camera"):
+    """The held-out pairs of ``stage``: synthetic ones (``degradation``: a training one of ``DEGRADATIONS``, or
+    ``independent``, the evaluation-only one) or those under a data folder."""
     from .data import SPLIT_SEEDS, PairDataset, SyntheticPairs, find_pairs, photo_split
 
     if data == "synthetic":
         split = "valid" if stage == "valid" else "test"
-        return SyntheticPairs(photo_split(split), BENCH_PAIRS if split == "test" else 32, size or 256,
-                              seed=SPLIT_SEEDS[split] + seed, fixed=True), "synthetic"
+        length, seed = BENCH_PAIRS if split == "test" else 32, SPLIT_SEEDS[split] + seed
+        if degradation == "independent":
+            from .independent import IndependentPairs
+
+            return IndependentPairs(photo_split(split), length, size or 256, seed=seed), "synthetic (independent)"
+        return SyntheticPairs(photo_split(split), length, size or 256, seed=seed, fixed=True,
+                              degradation=degradation), f"synthetic ({degradation})"
     pairs = find_pairs(data, stage, require_high=require_high)
     return PairDataset(pairs, size=size, train=False), str(data)
 
@@ -82,23 +95,35 @@ def _lpips():
 
 
 def bench_checkpoint(checkpoint, data: str, device: str = "cpu", seed: int = 0, out: Path | None = None,
-                     extra: dict | None = None) -> dict:
-    """Benchmark a checkpoint and the classical baselines on the same pairs; print a table, return the rows."""
+                     extra: dict | None = None, degradation: str | None = None) -> dict:
+    """Benchmark a checkpoint and the classical baselines on the same pairs; print a table, return the rows.
+
+    ``degradation`` makes the synthetic pairs (``eval_set``): ``camera``, ``classic`` or ``independent``;
+    None: the one the checkpoint was trained on (``training_degradation``).
+    PSNR, SSIM and LPIPS are means over the low-light pairs. Pairs whose target is the input itself
+    (``camera`` at normal exposure: to be left alone) are scored apart, as the PSNR of each method's output
+    against its input (``well_exposed_psnr``; infinite for the input itself, written as null).
+    """
+    import math
+
     import torch
     from tqdm import tqdm
 
     from ..metrics import image_metrics
 
     model, meta = load_lowlight(checkpoint, device)
-    dataset, source = eval_set(data, "bench", seed, size=None)
+    degradation = degradation or training_degradation(meta)
+    dataset, source = eval_set(data, "bench", seed, size=None, degradation=degradation)
     lpips, lpips_reason = _lpips()
     methods = {meta["name"]: None, **BASELINES}
     sums = {name: {"psnr": 0.0, "ssim": 0.0, "lpips": 0.0} for name in methods}
+    well_exposed: dict[str, list[float]] = {name: [] for name in methods}
     n = len(dataset)
     with torch.inference_mode():
         for i in tqdm(range(n), desc="bench", leave=False, disable=n < 8):
             item = dataset[i]
             low, high = item["low"][None], item["high"][None]
+            normal = torch.equal(item["low"], item["high"])
             low_np = item["low"].numpy().transpose(1, 2, 0)
             for name, fn in methods.items():
                 if fn is None:
@@ -106,29 +131,45 @@ def bench_checkpoint(checkpoint, data: str, device: str = "cpu", seed: int = 0, 
                 else:
                     pred = torch.from_numpy(np.ascontiguousarray(fn(low_np).transpose(2, 0, 1)))[None].float()
                 m = image_metrics(pred, high)
+                if normal:
+                    well_exposed[name].append(m["psnr"])
+                    continue
                 sums[name]["psnr"] += m["psnr"]
                 sums[name]["ssim"] += m["ssim"]
                 if lpips is not None:
                     sums[name]["lpips"] += float(lpips(pred.clamp(0, 1), high.clamp(0, 1)))
+    normal_pairs = len(well_exposed[meta["name"]])
+    dark = max(n - normal_pairs, 1)
     rows = []
     for name in methods:
-        row = {"method": name, "psnr": round(sums[name]["psnr"] / n, 3), "ssim": round(sums[name]["ssim"] / n, 4),
-               "lpips": round(sums[name]["lpips"] / n, 4) if lpips is not None else None}
+        row = {"method": name, "psnr": round(sums[name]["psnr"] / dark, 3), "ssim": round(sums[name]["ssim"] / dark, 4),
+               "lpips": round(sums[name]["lpips"] / dark, 4) if lpips is not None else None}
+        if normal_pairs:
+            value = float(np.mean(well_exposed[name]))
+            row["well_exposed_psnr"] = round(value, 3) if math.isfinite(value) else None
         rows.append(row)
     best_baseline = max(rows[1:], key=lambda r: r["psnr"])
     result = {
         "checkpoint": str(checkpoint), "model": meta["name"], "data": source, "pairs": n,
+        "degradation": degradation if data == "synthetic" else None, "normal_exposure_pairs": normal_pairs,
         "protocol": "standard: PSNR and SSIM on outputs clipped to [0, 1], no rescaling to the reference's mean",
         "lpips": "AlexNet LPIPS" if lpips is not None else f"n/a: weights unavailable ({lpips_reason})",
         "rows": rows, "gain_over_best_baseline_db": round(rows[0]["psnr"] - best_baseline["psnr"], 2),
         "best_baseline": best_baseline["method"], **(extra or {}),
     }
     print(f"bench: {n} pairs from {source}; LPIPS: {result['lpips']}")
-    print("| method | PSNR (dB) | SSIM | LPIPS |")
-    print("|---|---:|---:|---:|")
+    if normal_pairs:
+        print(f"{n - normal_pairs} low-light pairs; {normal_pairs} at normal exposure, whose target is the input "
+              "itself, scored apart as the PSNR of the output against its input")
+    extra_column = " well-exposed PSNR vs input (dB) |" if normal_pairs else ""
+    print("| method | PSNR (dB) | SSIM | LPIPS |" + extra_column)
+    print("|---|---:|---:|---:|" + ("---:|" if normal_pairs else ""))
     for row in rows:
         lp = f"{row['lpips']:.4f}" if row["lpips"] is not None else "n/a"
-        print(f"| {row['method']} | {row['psnr']:.2f} | {row['ssim']:.4f} | {lp} |")
+        fidelity = ""
+        if normal_pairs:
+            fidelity = f" {row['well_exposed_psnr']:.2f} |" if row["well_exposed_psnr"] is not None else " inf |"
+        print(f"| {row['method']} | {row['psnr']:.2f} | {row['ssim']:.4f} | {lp} |" + fidelity)
     print(f"gain over the best baseline ({best_baseline['method']}): {result['gain_over_best_baseline_db']:+.2f} dB")
     if out is not None:
         from runtime.core.io import write_json
@@ -170,11 +211,12 @@ def write_samples(checkpoint, data: str, out: Path, limit: int | None, seed: int
     from ..data.images import read_image, write_image
     from .data import to_tensor
 
-    model, _ = load_lowlight(checkpoint, device)
+    model, meta = load_lowlight(checkpoint, device)
     if inputs is not None:
         items = [(p.stem, lambda p=p: (read_image(p), None)) for p in inputs]
     else:
-        dataset, _ = eval_set(data, "infer" if data != "synthetic" else "bench", seed, size=None, require_high=False)
+        dataset, _ = eval_set(data, "infer" if data != "synthetic" else "bench", seed, size=None, require_high=False,
+                              degradation=training_degradation(meta))
         names = [p.low.stem for p in dataset.pairs] if hasattr(dataset, "pairs") else [f"{i:04d}" for i in range(len(dataset))]
 
         def fetch(i):

@@ -24,11 +24,13 @@ class LowLightData(L.LightningDataModule):
         data: ``"synthetic"`` or a folder in the seed's or LOL-v1's layout.
         image_size: side of the square training crops (and of the validation centre crops).
         photos: folder of clean photos for synthetic pairs (default: scikit-image's, training split).
+        degradation: how synthetic pairs are made (``data.DEGRADATIONS``: ``camera`` or ``classic``).
         train_samples / valid_samples: synthetic pairs per epoch / in the fixed validation set.
     """
 
     def __init__(self, data: str = "synthetic", image_size: int = 128, batch_size: int = 8, train_samples: int = 2000,
-                 valid_samples: int = 32, workers: int = 0, seed: int = 0, photos: str | None = None) -> None:
+                 valid_samples: int = 32, workers: int = 0, seed: int = 0, photos: str | None = None,
+                 degradation: str = "camera") -> None:
         super().__init__()
         self.data, self.image_size, self.batch_size, self.workers = data, image_size, batch_size, workers
         if data == "synthetic":
@@ -36,10 +38,12 @@ class LowLightData(L.LightningDataModule):
             valid_photos = train_photos[-1:] if photos else photo_split("valid")
             if photos and len(train_photos) > 1:
                 train_photos = train_photos[:-1]
-            self.train_set = SyntheticPairs(train_photos, train_samples, image_size, seed=seed)
-            self.valid_set = SyntheticPairs(valid_photos, valid_samples, image_size, seed=SPLIT_SEEDS["valid"] + seed, fixed=True)
+            self.train_set = SyntheticPairs(train_photos, train_samples, image_size, seed=seed, degradation=degradation)
+            self.valid_set = SyntheticPairs(valid_photos, valid_samples, image_size, seed=SPLIT_SEEDS["valid"] + seed,
+                                            fixed=True, degradation=degradation)
             self.summary = {"source": "synthetic", "photos": photos or "scikit-image (training split)",
-                            "train_pairs_per_epoch": train_samples, "valid_pairs": valid_samples}
+                            "train_pairs_per_epoch": train_samples, "valid_pairs": valid_samples,
+                            "degradation": degradation}
         else:
             train_pairs, valid_pairs = find_pairs(data, "train"), find_pairs(data, "valid")
             self.train_set = PairDataset(train_pairs, image_size, train=True, seed=seed)
@@ -48,13 +52,18 @@ class LowLightData(L.LightningDataModule):
                             "subsets": sorted({p.subset for p in train_pairs})}
         self.summary["crop"] = image_size
 
+    def _loader(self, dataset, train: bool) -> DataLoader:
+        # Workers are spawned, not forked: a fork copies OpenCV's and the BLAS libraries' thread pools
+        # in whatever state they are, and a worker can then wait forever on a lock no thread will release.
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=train, drop_last=train,
+                          num_workers=self.workers, persistent_workers=self.workers > 0,
+                          multiprocessing_context="spawn" if self.workers > 0 else None)
+
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.workers, persistent_workers=self.workers > 0)
+        return self._loader(self.train_set, train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.valid_set, batch_size=self.batch_size, shuffle=False, num_workers=self.workers,
-                          persistent_workers=self.workers > 0)
+        return self._loader(self.valid_set, train=False)
 
 
 class LowLightModule(L.LightningModule):

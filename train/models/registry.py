@@ -10,7 +10,7 @@ from torch import nn
 from runtime.core.errors import UserError
 
 __all__ = ["ModelEntry", "UnknownModelError", "register_model", "register_presets", "create_model", "list_models",
-           "get_entry", "config_dict"]
+           "get_entry", "config_dict", "register_rename", "current_name"]
 
 
 class UnknownModelError(UserError):
@@ -99,6 +99,23 @@ def _preset_builder(family: str, preset: str, cls: Callable[..., nn.Module],
     build.__name__ = f"{family}_{preset}"
     build.__doc__ = f"{cls.__name__}, '{preset}' preset."
     return build
+
+
+_RENAMED: list[tuple[str, Callable[[dict], bool], str]] = []
+
+
+def register_rename(old: str, new: str, applies: Callable[[dict], bool]) -> None:
+    """Checkpoints saved as ``old`` whose config satisfies ``applies`` are now ``new`` (a preset that
+    moved to a versioned name when a new model took its name)."""
+    _RENAMED.append((old, applies, new))
+
+
+def current_name(name: str, config: dict) -> str:
+    """The registry name a checkpoint saved as ``name`` with ``config`` has now."""
+    for old, applies, new in _RENAMED:
+        if name == old and applies(config):
+            return new
+    return name
 
 
 def config_dict(config) -> dict:
