@@ -129,10 +129,10 @@ def test_camera_degradation_covers_dark_to_normal_and_compresses():
 
 def test_h264_compression_keeps_odd_sizes():
     pytest.importorskip("av")
-    from train.lowlight.data import _h264_intra
+    from train.lowlight.codec import h264_intra
 
     image = (photo_split("test")[1][:37, :53] * 255).astype(np.uint8)
-    out = _h264_intra(image, 30, "veryfast")
+    out = h264_intra(image, 30, "veryfast")
     assert out.shape == (37, 53, 3) and 25 < 10 * np.log10(1 / np.mean((out - image / 255.0) ** 2))
 
 

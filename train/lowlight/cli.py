@@ -43,9 +43,10 @@ def _options(*names: str) -> list[str]:
 
 
 def build_train_parser() -> ArgumentParser:
-    from ..models import list_models
+    from .data import DEGRADATIONS
+    from .model import LOWLIGHT_PRESETS
 
-    presets = [name.split("_", 1)[1] for name in list_models("lowlight") if not _benchmark_only(name)]
+    presets = [name for name, (cls, _) in LOWLIGHT_PRESETS.items() if not getattr(cls, "benchmark_only", False)]
     p = ArgumentParser(prog="python -m train.lowlight train", description=__doc__.replace("``", ""))
     g = p.add_argument_group("model (seed 003's options)")
     g.add_argument("--preset", choices=presets, default="edge",
@@ -71,7 +72,7 @@ def build_train_parser() -> ArgumentParser:
     g.add_argument(*_options("--valid-data-path"), default=None, metavar="DIR",
                    help="validation pairs, when they are not under --data")
     g.add_argument("--photos", default=None, metavar="DIR", help="clean photos for synthetic pairs (default: scikit-image's)")
-    g.add_argument("--degradation", choices=["camera", "classic"], default="camera",
+    g.add_argument("--degradation", choices=list(DEGRADATIONS), default="camera",
                    help="how synthetic pairs are made: 'camera' (exposures from very dark to normal, sensor noise "
                         "before the tone curve, white-balance error, JPEG / H.264 compression; normal exposures are "
                         "to be left alone) or 'classic' (the first generation's: darker only, no compression)")
@@ -125,7 +126,9 @@ def _eval_parser(command: str, description: str) -> ArgumentParser:
 def build_bench_parser() -> ArgumentParser:
     p = _eval_parser("bench", "PSNR, SSIM and LPIPS of a checkpoint and of classical baselines on the benchmark pairs.")
     p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the results as JSON")
-    p.add_argument("--degradation", choices=["classic", "camera", "independent"], default=None,
+    from .data import DEGRADATIONS
+
+    p.add_argument("--degradation", choices=[*DEGRADATIONS, "independent"], default=None,
                    help="how the synthetic held-out pairs are made: 'camera' or 'classic' (the training "
                         "degradations; default: the one the checkpoint was trained on) or 'independent' (raw Bayer "
                         "noise, MPEG-4 Part 2; written apart from training, for evaluation only); --data synthetic only")
@@ -160,12 +163,6 @@ def build_dataset_parser() -> ArgumentParser:
 
 
 # --------------------------------------------------------------------------------------------- train
-
-
-def _benchmark_only(name: str) -> bool:
-    from ..models import create_model
-
-    return bool(getattr(create_model(name), "benchmark_only", False))
 
 
 def _model_overrides(args) -> dict:

@@ -1,4 +1,5 @@
-"""Lossy video codecs for evaluation clips: encode RGB frames with PyAV (FFmpeg's encoders) and decode them back.
+"""Lossy codecs in memory, through PyAV: training crops as H.264 intra frames (``h264_intra``) and evaluation
+clips as a whole (``roundtrip``): encode RGB frames with PyAV (FFmpeg's encoders) and decode them back.
 
 Frames travel as 8-bit RGB converted to YUV 4:2:0 (BT.601, limited range: FFmpeg's defaults, the same both
 ways); odd sides are padded by edge replication for the chroma subsampling and cropped off after decoding.
@@ -7,15 +8,52 @@ ways); odd sides are padded by edge replication for the chroma subsampling and c
 from __future__ import annotations
 
 import io
+from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["h264", "mpeg4", "roundtrip", "to_uint8"]
+__all__ = ["h264", "h264_intra", "mpeg4", "pad_even", "roundtrip", "to_uint8"]
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """Float RGB in [0, 1] to 8-bit, rounded."""
     return np.clip(np.round(np.asarray(image, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def pad_even(rgb: np.ndarray) -> np.ndarray:
+    """An odd height or width padded by one replicated row or column, for 4:2:0 chroma subsampling."""
+    h, w = rgb.shape[:2]
+    return np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge") if h % 2 or w % 2 else rgb
+
+
+def h264_intra(rgb8: np.ndarray, crf: int, preset: str) -> np.ndarray:
+    """One uint8 RGB frame through libx264 as an intra frame and back, in memory: float RGB in [0, 1]."""
+    import av
+
+    h, w = rgb8.shape[:2]
+    padded = pad_even(rgb8)
+    encoder, decoder = _h264_codecs(padded.shape[1], padded.shape[0], crf, preset)
+    packets = encoder.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(padded), format="rgb24"))
+    frames = [frame for packet in packets for frame in decoder.decode(packet)]
+    if len(frames) != 1:
+        raise RuntimeError(f"libx264 returned {len(frames)} frames for one")
+    return np.ascontiguousarray(frames[0].to_ndarray(format="rgb24")[:h, :w]).astype(np.float32) / 255.0
+
+
+@lru_cache(maxsize=128)
+def _h264_codecs(width: int, height: int, crf: int, preset: str):
+    """An intra-only libx264 encoder without delay and its decoder, kept open: opening one costs more
+    than encoding a training crop."""
+    import av
+
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+    encoder.time_base = Fraction(1, 30)
+    encoder.options = {"crf": str(crf), "preset": preset, "tune": "zerolatency", "x264-params": "keyint=1:threads=1"}
+    encoder.open()
+    decoder = av.CodecContext.create("h264", "r")
+    return encoder, decoder
 
 
 def roundtrip(frames: list[np.ndarray], codec: str, *, options: dict[str, str] | None = None, gop: int = 30,
@@ -53,9 +91,7 @@ def roundtrip(frames: list[np.ndarray], codec: str, *, options: dict[str, str] |
         if options:
             stream.options = dict(options)
         for frame in frames:
-            rgb = frame if frame.dtype == np.uint8 else to_uint8(frame)
-            if (ph, pw) != (h, w):
-                rgb = np.pad(rgb, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+            rgb = pad_even(frame if frame.dtype == np.uint8 else to_uint8(frame))
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from torch.utils.data import Dataset
 from runtime.core.errors import DatasetError
 
 from ..data.images import IMAGE_EXTENSIONS, read_image, stack_nchw
+from .codec import h264_intra, to_uint8
 
 __all__ = [
     "STAGES", "LOL_STAGES", "SPLIT_SEEDS", "Pair", "find_pairs", "degrade", "camera_degrade", "classic_degrade",
@@ -154,45 +154,16 @@ def compress_frame(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     Both work on 8x8 (JPEG) or 4x4/8x8 (H.264) transform blocks of 4:2:0 YCbCr, so dark flat areas come
     back as the block grids that every camera stream carries. H.264 needs PyAV; without it JPEG is used.
     """
-    rgb8 = np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
+    rgb8 = to_uint8(image)
     if rng.random() < 0.5:
         try:
-            return _h264_intra(rgb8, int(rng.integers(22, 41)), ("superfast", "veryfast", "medium")[int(rng.integers(3))])
+            return h264_intra(rgb8, int(rng.integers(22, 41)), ("superfast", "veryfast", "medium")[int(rng.integers(3))])
         except ImportError:
             pass
     ok, data = cv2.imencode(".jpg", rgb8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 93))])
     if not ok:
         raise RuntimeError("OpenCV could not encode a JPEG")
     return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0
-
-
-def _h264_intra(rgb8: np.ndarray, crf: int, preset: str) -> np.ndarray:
-    """One frame through libx264 and back, in memory; odd sides are padded by replication and cropped after."""
-    import av
-
-    h, w = rgb8.shape[:2]
-    padded = np.pad(rgb8, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    encoder, decoder = _h264_codecs(padded.shape[1], padded.shape[0], crf, preset)
-    packets = encoder.encode(av.VideoFrame.from_ndarray(padded, format="rgb24"))
-    frames = [frame for packet in packets for frame in decoder.decode(packet)]
-    if len(frames) != 1:
-        raise RuntimeError(f"libx264 returned {len(frames)} frames for one")
-    return np.ascontiguousarray(frames[0].to_ndarray(format="rgb24")[:h, :w]).astype(np.float32) / 255.0
-
-
-@lru_cache(maxsize=128)
-def _h264_codecs(width: int, height: int, crf: int, preset: str):
-    """An intra-only libx264 encoder without delay and its decoder, kept open: opening one costs more
-    than encoding a training crop."""
-    import av
-
-    encoder = av.CodecContext.create("libx264", "w")
-    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
-    encoder.time_base = Fraction(1, 30)
-    encoder.options = {"crf": str(crf), "preset": preset, "tune": "zerolatency", "x264-params": "keyint=1:threads=1"}
-    encoder.open()
-    decoder = av.CodecContext.create("h264", "r")
-    return encoder, decoder
 
 
 NORMAL_EXPOSURE_SHARE = 0.25
