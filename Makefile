@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= train,export,cpu,test
+EXTRAS ?= train,export,cpu,faces,test
 
 .PHONY: demo demo-unet test bench clean
 
@@ -10,6 +10,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "edgelight needs Python 3.10 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[$(EXTRAS)]'
+	@# The face models (detection, 468-point mesh, selfie segmentation) ship inside the mediapipe 0.10 wheel; only
+	@# those files are used (train/facemesh.py runs them with LiteRT), so its clashing dependencies are not installed.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps mediapipe==0.10.21
 	@# TensorRT's type stubs, for the mypy check of our TensorRT code; --no-deps because they depend on tensorrt itself.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps tensorrt-stubs==10.13.0.35.1
 	@touch $@

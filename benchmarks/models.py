@@ -15,7 +15,7 @@ from pathlib import Path
 __all__ = ["Prepared", "prepare", "RESOLUTIONS", "parse_resolution", "DEFAULT_MODELS"]
 
 RESOLUTIONS = {"360p": (360, 640), "720p": (720, 1280), "1080p": (1080, 1920)}
-DEFAULT_MODELS = ("lowlight_edge", "unet_edge", "sfsnet_edge", "ibr_edge", "relight_point", "relight_sh")
+DEFAULT_MODELS = ("lowlight_edge", "unet_edge", "sfsnet_edge", "ibr_edge", "relight_point", "relight_sh", "relight_edge")
 
 
 def parse_resolution(text: str) -> tuple[int, int]:

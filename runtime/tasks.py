@@ -250,6 +250,7 @@ class EnhanceTask(Task):
 
 
 _LIGHT_MAX = 1000.0  # a light position's coordinates, in frame units (the frame spans -1..1)
+_BACKGROUND = ("keep", "relit")  # --background: only the person relit, or the background too
 
 
 def _vector(count: int):
@@ -273,16 +274,40 @@ def _vector(count: int):
 @register_task
 @dataclass
 class RelightTask(Task):
-    """Relighting with a ``relight`` chain: one light per frame from a fixed light or a path.
+    """Relighting with a ``relight`` model: one light per frame from a fixed light or a path.
+
+    Models with a ``background`` input (``relight_edge``) relight the person and leave the background as it
+    is, or relight both; models with a ``history`` input get their previous light estimate back, so the
+    frame's estimated light changes smoothly instead of flickering with the network's noise.
 
     Args:
         lights: (F, 3) point lights or (F, 27) SH lights; frame i uses row i mod F.
+        background: ``keep`` (only the person is relit) or ``relit`` (the background follows the new light).
+        light_smoothing: 0 (off) .. <1: weight of the previous frame's light estimate in the current one.
+        denoise: 0 (off) .. <1: strength of the motion-adaptive running average of output frames
+            (``runtime.core.temporal.TemporalDenoiser``).
     """
 
     name: ClassVar[str] = "relight"
     help: ClassVar[str] = "relight a video, camera or stream"
     demo_clip: ClassVar[str | None] = "faces"
     lights: np.ndarray = field(default_factory=lambda: np.zeros((1, 3), np.float32))
+    background: str = "keep"
+    light_smoothing: float = 0.8
+    denoise: float = 0.0
+    light_input: str = field(default="light", repr=False)
+    _inputs: frozenset = field(default=frozenset(), repr=False)
+    _estimate: np.ndarray | None = field(default=None, repr=False)
+    _denoiser: TemporalDenoiser | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.background not in _BACKGROUND:
+            raise UserError(f"--background must be {' or '.join(_BACKGROUND)}, got {self.background!r}")
+        if not 0.0 <= self.light_smoothing < 1.0:
+            raise UserError(f"--light-smoothing must be in [0, 1), got {self.light_smoothing}")
+        if not 0.0 <= self.denoise < 1.0:
+            raise UserError(f"--denoise must be in [0, 1), got {self.denoise}")
+        self._denoiser = TemporalDenoiser(self.denoise) if self.denoise else None
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -290,12 +315,21 @@ class RelightTask(Task):
         light.add_argument("--light", type=_vector(3), metavar="X,Y,Z",
                            help="a fixed point light (relight_point): x right, y down over the frame (-1..1), z height")
         light.add_argument("--sh", metavar="NAME",
-                           help="a named SH light (relight_sh): front, left, right, top, bottom, ambient")
+                           help="a named SH light (relight_sh, relight_edge): front, left, right, top, bottom, ambient")
         light.add_argument("--light-path", metavar="PATH",
                            help="orbit or sweep; a CSV with x,y,z columns (point lights); for SH models also a comma "
                                 "list of SH light names to blend through (default: orbit)")
         parser.add_argument("--period", type=bounded_int(1, 1_000_000), default=120,
                             help="frames per cycle of --light-path")
+        parser.add_argument("--background", choices=_BACKGROUND, default="keep",
+                            help="models with a person mask (relight_edge): 'keep' relights only the person, 'relit' "
+                                 "the background too")
+        parser.add_argument("--light-smoothing", type=bounded_float(0.0, 1.0, high_open=True), default=0.8,
+                            metavar="A", help="models that estimate the frame's light over time (relight_edge): "
+                                              "weight of the previous estimate against flicker, 0 off .. 0.95 steady")
+        parser.add_argument("--denoise", type=bounded_float(0.0, 1.0, high_open=True), default=0.0, metavar="S",
+                            help="temporal noise reduction of the output (a motion-adaptive running average): "
+                                 "0 off .. 0.8 strong")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, runner: Runner) -> Task:
@@ -316,7 +350,8 @@ class RelightTask(Task):
                 lights = point_light_path(spec, args.period)
             else:
                 lights = read_light_csv(spec, ("x", "y", "z")).astype(np.float32)
-        return cls(lights=np.asarray(lights, np.float32))
+        return cls(lights=np.asarray(lights, np.float32), background=args.background,
+                   light_smoothing=args.light_smoothing, denoise=args.denoise)
 
     @classmethod
     def for_benchmark(cls, runner: Runner, frames: int) -> Task:
@@ -327,20 +362,53 @@ class RelightTask(Task):
 
     def check(self, runner: Runner) -> None:
         super().check(runner)
-        spec = runner.contract["inputs"][1]
+        spec = _light_spec(runner)
         self.light_input, width = spec["name"], int(spec["shape"][1])
         if self.lights.shape[1] != width:
             kind = "SH (27 coefficients: --sh or an SH light path)" if width == 27 else "point (x,y,z: --light)"
             raise TaskError(f"{runner.name} takes a {kind} light; got {self.lights.shape[1]} numbers per light")
+        self._inputs = frozenset(s["name"] for s in runner.contract["inputs"])
+        if self.background != "keep" and "background" not in self._inputs:
+            log.warning("--background %s: %s has no person mask, it relights the whole frame", self.background,
+                        runner.name)
 
     def extras(self, index: int) -> dict[str, np.ndarray]:
-        return {self.light_input: self.lights[index % len(self.lights)][None].astype(np.float32)}
+        feeds = {self.light_input: self.lights[index % len(self.lights)][None].astype(np.float32)}
+        if "background" in self._inputs:
+            feeds["background"] = np.full((1, 1), 1.0 if self.background == "relit" else 0.0, np.float32)
+        if "history" in self._inputs:
+            estimate = self._estimate  # one read: the encode thread replaces it
+            history = np.zeros((1, 28), np.float32)
+            if estimate is not None and self.light_smoothing:
+                history[0, 0], history[0, 1:] = self.light_smoothing, estimate
+            feeds["history"] = history
+        return feeds
+
+    def postprocess(self, outputs: dict[str, np.ndarray], fitted: np.ndarray) -> np.ndarray:
+        # The light estimate comes back with the frame (the overlapped GPU executor returns only the frame:
+        # then every frame starts afresh).
+        estimate = outputs.get("sh_estimate")
+        if estimate is not None and np.isfinite(estimate).all():
+            self._estimate = np.array(estimate, np.float32).reshape(-1)[:27]
+        return super().postprocess(outputs, fitted)
+
+    def finish(self, frame: np.ndarray, fitted: np.ndarray) -> np.ndarray:
+        return self._denoiser(frame) if self._denoiser is not None else frame
+
+
+
+def _light_spec(runner: Runner) -> dict:
+    """The contract of the model's light input: ``sh`` (27 SH coefficients) or ``light`` (a point light)."""
+    for spec in runner.contract["inputs"]:
+        if spec["name"] in ("sh", "light") and "shape" in spec:
+            return spec
+    raise TaskError(f"{runner.name} has no light input ('sh' or 'light'); its inputs are "
+                    f"{', '.join(s['name'] for s in runner.contract['inputs'])}")
 
 
 def _takes_sh(runner: Runner) -> bool:
     """Whether the model's light input is 27 SH coefficients (else a point light)."""
-    lights = [spec for spec in runner.contract["inputs"] if "shape" in spec]
-    return bool(lights) and int(lights[0]["shape"][1]) == 27
+    return int(_light_spec(runner)["shape"][1]) == 27
 
 
 @register_task

@@ -140,3 +140,181 @@ def test_compose_does_not_overwrite(parts, tmp_path):
     out.write_bytes(b"keep me")
     result = _cli("compose", "--sfsnet", str(s_ckpt), "--unet", str(u_ckpt), "--out", str(out))
     assert result.returncode == 2 and out.read_bytes() == b"keep me"
+
+
+# -- relight_edge: the real-time shading-ratio model ----------------------------------------------------------------
+
+_MASKED_SFSNET = {"name": "sfsnet_test", "config": {"mask": True}}
+
+
+def _edge(**config):
+    torch.manual_seed(0)
+    return create_model("relight_edge", sfsnet=_MASKED_SFSNET, **config).eval()
+
+
+def _sphere(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit normals (1, 3, h, w) of a sphere facing the camera in the middle of the frame (x right, y down, z towards
+    the camera; (0, 0, 1) outside it) and its disk (1, 1, h, w)."""
+    ys, xs = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+    radius = 0.4 * min(h, w)
+    x, y = (xs - w / 2) / radius, (ys - h / 2) / radius
+    disk = (x * x + y * y < 1.0).float()
+    z = torch.sqrt((1.0 - x * x - y * y).clamp_min(0.0))
+    normals = torch.stack([x * disk, y * disk, z * disk + (1 - disk)])[None]
+    return normals / normals.norm(dim=1, keepdim=True), disk[None, None]
+
+
+def _fake_decompose(light: np.ndarray, mask=None):
+    """A decomposition that sees a frontal sphere lit by ``light``: the shading-ratio path without training."""
+
+    def decompose(image):
+        n, _, h, w = image.shape
+        normals, disk = _sphere(h, w)
+        parts = {"normals": normals.expand(n, -1, -1, -1), "sh": torch.from_numpy(light)[None].expand(n, -1)}
+        parts["mask"] = (disk if mask is None else mask(h, w)).expand(n, -1, -1, -1)
+        return parts
+
+    return decompose
+
+
+def _run_edge(model, image, sh, background=0.0, history=None):
+    n = image.shape[0]
+    history = torch.zeros(n, 28) if history is None else history
+    with torch.no_grad():
+        return model(image, torch.from_numpy(np.asarray(sh, np.float32))[None].expand(n, -1),
+                     torch.full((n, 1), float(background)), history)
+
+
+def test_edge_config_checks_itself():
+    for bad in ({"scale": 0}, {"radius": -1}, {"eps": 0.0}, {"floor": 0.0}, {"max_gain": 0.5},
+                {"sfsnet": {"name": "unet_test", "config": {}}}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            create_model("relight_edge", **{"sfsnet": _MASKED_SFSNET, **bad})
+
+
+def test_edge_gives_back_the_frame_when_the_target_light_is_the_estimated_one(monkeypatch):
+    from runtime.core.lighting import sh_preset
+
+    model = _edge(scale=2)
+    monkeypatch.setattr(model.sfsnet, "decompose", _fake_decompose(sh_preset("front")))
+    image = torch.rand(2, 3, 37, 50)  # odd sizes: padded, averaged and upsampled back
+    for background in (0.0, 1.0):
+        relit, estimate = _run_edge(model, image, sh_preset("front"), background)
+        assert relit.shape == image.shape
+        assert torch.allclose(relit, image, atol=1e-5)
+        assert torch.allclose(estimate, torch.from_numpy(sh_preset("front"))[None].expand(2, -1))
+
+
+def test_edge_light_from_the_left_brightens_the_left_of_a_frontal_sphere(monkeypatch):
+    from runtime.core.lighting import sh_preset
+
+    model = _edge(scale=4)
+    monkeypatch.setattr(model.sfsnet, "decompose", _fake_decompose(sh_preset("front")))
+    normals, disk = _sphere(96, 128)
+    image = (0.1 + 0.7 * normals[:, 2:3] * disk).expand(-1, 3, -1, -1).contiguous()  # lit from the front
+
+    def left_over_right(relit):
+        half = relit.shape[-1] // 2
+        inside = disk[0, 0]
+        left = relit[0, :, :, :half].mean(0)[inside[:, :half] > 0].mean()
+        right = relit[0, :, :, half:].mean(0)[inside[:, half:] > 0].mean()
+        return float(left / right)
+
+    from_left, _ = _run_edge(model, image, sh_preset("left"))
+    from_right, _ = _run_edge(model, image, sh_preset("right"))
+    assert left_over_right(from_left) > 1.2
+    assert left_over_right(from_right) < 0.8
+    assert left_over_right(from_left) > 1.5 * left_over_right(from_right)
+
+
+def test_edge_background_weight_keeps_or_relights_what_the_mask_leaves_out(monkeypatch):
+    from runtime.core.lighting import sh_preset
+
+    def centre(h, w):  # the person: the middle of the frame only
+        mask = torch.zeros(1, 1, h, w)
+        mask[:, :, h // 3: 2 * h // 3, w // 3: 2 * w // 3] = 1.0
+        return mask
+
+    model = _edge(scale=2)
+    monkeypatch.setattr(model.sfsnet, "decompose", _fake_decompose(sh_preset("front"), mask=centre))
+    image = torch.rand(1, 3, 96, 144) * 0.8 + 0.1
+    kept, _ = _run_edge(model, image, sh_preset("left"), background=0.0)
+    relit, _ = _run_edge(model, image, sh_preset("left"), background=1.0)
+    # Low-resolution columns 0..23 are 7+ pixels from the mask (columns 24..47): beyond both box filters' reach.
+    far = (..., slice(0, 32))
+    assert torch.allclose(kept[far], image[far], atol=1e-4)
+    assert (relit[far] - image[far]).abs().mean() > 0.02
+    middle = (..., slice(44, 52), slice(64, 80))  # 6+ low-resolution pixels inside the mask
+    assert (kept[middle] - image[middle]).abs().mean() > 0.02
+    assert torch.allclose(kept[middle], relit[middle], atol=1e-4)  # the person is relit either way
+
+
+def test_edge_history_smooths_the_light_estimate():
+    model = _edge()
+    image = torch.rand(2, 3, 40, 56)
+    previous = torch.randn(2, 27)
+    with torch.no_grad():
+        own = model.sfsnet.decompose(srgb_to_linear(torch.nn.functional.avg_pool2d(image, 4)))["sh"]
+    _, first = _run_edge(model, image, np.zeros(27), history=torch.cat([torch.zeros(2, 1), previous], 1))
+    _, held = _run_edge(model, image, np.zeros(27), history=torch.cat([torch.ones(2, 1), previous], 1))
+    _, half = _run_edge(model, image, np.zeros(27), history=torch.cat([torch.full((2, 1), 0.5), previous], 1))
+    assert torch.allclose(first, own, atol=1e-5)  # a first frame: the frame's own estimate
+    assert torch.allclose(held, previous, atol=1e-6)  # weight 1: the history alone
+    assert torch.allclose(half, 0.5 * own + 0.5 * previous, atol=1e-5)
+
+
+def test_edge_exports_with_parity_for_odd_sizes(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from export.pipeline import ExportOptions, run_export
+    from train.families import sample_inputs
+
+    ckpt = save_checkpoint(tmp_path / "edge.ckpt", _edge())
+    report = run_export(ExportOptions(checkpoint=str(ckpt), out=str(tmp_path / "out"), fp16=True, engine=False,
+                                      min_shape=(17, 17), opt_shape=(48, 64), max_shape=(128, 128), max_batch=2,
+                                      parity_shapes=((1, 45, 61), (2, 38, 50)), quiet=True))
+    assert report["passed"], report["failed"]
+    model, meta = load_checkpoint(ckpt)
+    session = ort.InferenceSession(str(tmp_path / "out" / "model.onnx"), providers=["CPUExecutionProvider"])
+    for h, w in ((33, 47), (17, 21)):
+        feeds = sample_inputs(meta, 2, max(h, 16), max(w, 16), seed=3)
+        feeds["image"] = np.random.default_rng(h).random((2, 3, h, w), dtype=np.float32)
+        with torch.no_grad():
+            expected = [t.numpy() for t in model(*(torch.from_numpy(feeds[s["name"]]) for s in
+                                                   meta["contract"]["inputs"]))]
+        got = session.run(None, feeds)
+        assert got[0].shape == (2, 3, h, w)
+        for a, b in zip(got, expected):
+            np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_compose_edge_needs_an_sfsnet_with_a_mask(tmp_path, capsys):
+    torch.manual_seed(0)
+    masked = save_checkpoint(tmp_path / "masked.ckpt", create_model("sfsnet_test", mask=True).eval())
+    plain = save_checkpoint(tmp_path / "plain.ckpt", create_model("sfsnet_test").eval())
+    out = tmp_path / "edge.ckpt"
+    assert run(main, ["compose", "--edge", "--sfsnet", str(plain), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "person mask" in err and not out.exists()
+    assert run(main, ["compose", "--edge", "--sfsnet", str(masked), "--out", str(out)]) == 0
+    chain, meta = load_checkpoint(out)
+    assert meta["name"] == "relight_edge" and meta["config"]["sfsnet"]["config"]["mask"]
+    assert [i["name"] for i in meta["contract"]["inputs"]] == ["image", "sh", "background", "history"]
+    assert [o["name"] for o in meta["contract"]["outputs"]] == ["relit", "sh_estimate"]
+    sfsnet, _ = load_checkpoint(masked)
+    trained = sfsnet.state_dict()
+    kept = chain.sfsnet.state_dict()
+    # Every weight the ratio uses comes from the trained sfsnet; only the unused residue branch is left out.
+    assert set(trained) - set(kept) == {k for k in trained if k.startswith("residue_")} != set()
+    assert all(torch.equal(value, trained[key]) for key, value in kept.items())
+    image = torch.rand(1, 3, 32, 40)
+    with torch.no_grad():
+        parts = sfsnet.decompose(srgb_to_linear(torch.nn.functional.avg_pool2d(image, 4)))
+        _, estimate = chain(image, torch.zeros(1, 27), torch.zeros(1, 1), torch.zeros(1, 28))
+    assert torch.allclose(estimate, parts["sh"], atol=1e-6)
+    # A still image through infer: the person relit, the frame's size kept.
+    from train.data.images import read_image, write_image
+
+    write_image(tmp_path / "in.png", np.random.default_rng(0).random((30, 42, 3)))
+    assert run(main, ["infer", "--model", str(out), "--input", str(tmp_path / "in.png"), "--sh", "left",
+                      "--out", str(tmp_path / "out.png")]) == 0
+    assert read_image(tmp_path / "out.png").shape == (30, 42, 3)

@@ -2,12 +2,14 @@
 
     python -m train.relight compose --sfsnet runs/sfsnet --unet runs/unet --out runs/relight.ckpt
     python -m train.relight compose --light sh --sfsnet runs/sfsnet --out runs/relight_sh.ckpt
+    python -m train.relight compose --edge --sfsnet runs/sfsnet_face --out runs/relight_edge.ckpt
     python -m train.relight infer --model runs/relight.ckpt --input frame.png --light 0.5,-0.3,2.5 --out relit.png
     python -m train.relight strip --model runs/relight.ckpt --lights orbit --out orbit.png
 
 ``compose`` writes one checkpoint (the contract of ``train.checkpoint``) holding both networks; export,
 the runtime and the benchmarks load it like any other model. Its metadata records where each part
-came from (path, SHA-256, held-out figures).
+came from (path, SHA-256, held-out figures). ``--edge`` builds ``relight_edge``, the real-time model (an SH
+shading ratio at low resolution applied to the frame), from an sfsnet trained with a person mask.
 """
 
 from __future__ import annotations
@@ -31,11 +33,17 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def compose(sfsnet: str, unet: str | None, out: str, light: str = "point", srgb: bool = True):
-    """Load the two checkpoints, check their families, and write the chain to ``out``. Returns the model."""
+def compose(sfsnet: str, unet: str | None, out: str, light: str = "point", srgb: bool = True, edge: bool = False):
+    """Load the checkpoints, check their families, and write the chain to ``out``. Returns the model.
+
+    ``edge`` builds ``relight_edge`` (SH light; the sfsnet must predict a person mask) instead of
+    ``relight_<light>``.
+    """
     from ..checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
     from ..models import create_model
 
+    if edge:
+        light = "sh"
     parts = {}
     wanted = {"sfsnet": sfsnet} if light == "sh" else {"sfsnet": sfsnet, "unet": unet}
     for family, path in wanted.items():
@@ -46,12 +54,23 @@ def compose(sfsnet: str, unet: str | None, out: str, light: str = "point", srgb:
     if "unet" in parts and parts["unet"][0].config.albedo_channels != 3:
         raise UserError(f"--unet {unet} takes {parts['unet'][0].config.albedo_channels}-channel albedo; "
                         "the chain feeds it SfSNet's RGB albedo")
-    config = {"light": light, "srgb": srgb,
-              "sfsnet": {"name": parts["sfsnet"][1]["name"], "config": parts["sfsnet"][1]["config"]},
-              "unet": {"name": parts["unet"][1]["name"], "config": parts["unet"][1]["config"]} if "unet" in parts else None}
-    chain = create_model(f"relight_{light}", **{k: v for k, v in config.items() if k != "light"})
+    if edge and not getattr(parts["sfsnet"][0].config, "mask", False):
+        raise UserError(f"--sfsnet {sfsnet} ({parts['sfsnet'][1]['name']}) predicts no person mask; --edge needs one "
+                        "(train it with python -m train.sfsnet --preset face --data people)")
+    sfsnet_part = {"name": parts["sfsnet"][1]["name"], "config": parts["sfsnet"][1]["config"]}
+    if edge:  # the shading ratio never uses the residue: its branch is left out
+        sfsnet_part["config"] = {**sfsnet_part["config"], "residue": False}
+        chain = create_model("relight_edge", sfsnet=sfsnet_part, srgb=srgb)
+    else:
+        chain = create_model(f"relight_{light}", srgb=srgb, sfsnet=sfsnet_part,
+                             unet={"name": parts["unet"][1]["name"], "config": parts["unet"][1]["config"]}
+                             if "unet" in parts else None)
     for family, (model, _, _) in parts.items():
-        getattr(chain, family).load_state_dict(model.state_dict())
+        target = getattr(chain, family)
+        state = model.state_dict()
+        if edge:
+            state = {k: v for k, v in state.items() if not k.startswith("residue_")}
+        target.load_state_dict(state)
     sources = {family: {"checkpoint": str(path.resolve()), "sha256": _sha256(path), "name": meta["name"],
                         "metrics": meta.get("metrics", {}), "data": meta.get("data", {})}
                for family, (_, meta, path) in parts.items()}
@@ -62,11 +81,16 @@ def compose(sfsnet: str, unet: str | None, out: str, light: str = "point", srgb:
 
 def build_compose_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m train.relight compose",
-                       description="Write the relighting chain (sfsnet + unet, or sfsnet + SH shading) as one checkpoint.")
+                       description="Write the relighting chain (sfsnet + unet, or sfsnet + SH shading) or the "
+                                   "real-time relight_edge model (--edge) as one checkpoint.")
     p.add_argument("--sfsnet", required=True, metavar="CKPT", help="trained sfsnet checkpoint or run folder")
     p.add_argument("--unet", metavar="CKPT", default=None, help="trained unet checkpoint or run folder (point light)")
-    p.add_argument("--light", choices=["point", "sh"], default="point",
-                   help="'point': a point light rendered by the unet; 'sh': 27 SH coefficients, SfSNet's shading")
+    p.add_argument("--light", choices=["point", "sh"], default=None,
+                   help="'point': a point light rendered by the unet; 'sh': 27 SH coefficients, SfSNet's shading "
+                        "(default: point; sh with --edge)")
+    p.add_argument("--edge", action="store_true",
+                   help="relight_edge: the real-time model, an SH shading ratio estimated at 1/4 resolution and "
+                        "applied to the frame (needs an sfsnet with a person mask, such as sfsnet_face)")
     p.add_argument("--linear", action="store_true", help="frames in and out are linear RGB (default: sRGB, as cameras give)")
     p.add_argument("--out", required=True, metavar="CKPT", help="checkpoint to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -79,11 +103,16 @@ def _compose_main(argv: Sequence[str] | None) -> int:
         raise UserError(f"{args.out} exists; pass --overwrite or choose another --out")
     if Path(args.out).is_dir():
         raise UserError(f"--out {args.out} is a folder; give a file name such as relight.ckpt")
-    if args.light == "sh" and args.unet:
+    if args.edge and args.light == "point":
+        raise UserError("--edge takes SH light; drop --light point")
+    if args.edge and args.unet:
+        raise UserError("--unet is not used by --edge (it relights with SH shading)")
+    light = "sh" if args.edge else args.light or "point"
+    if light == "sh" and args.unet:
         raise UserError("--unet is not used by an SH chain (--light sh)")
-    chain = compose(args.sfsnet, args.unet, args.out, args.light, srgb=not args.linear)
+    chain = compose(args.sfsnet, args.unet, args.out, light, srgb=not args.linear, edge=args.edge)
     params = sum(p.numel() for p in chain.parameters())
-    print(f"wrote {args.out}: relight_{args.light} ({params:,} parameters; inputs "
+    print(f"wrote {args.out}: relight_{'edge' if args.edge else light} ({params:,} parameters; inputs "
           f"{', '.join(i['name'] for i in chain.io_contract()['inputs'])})")
     return 0
 
@@ -111,6 +140,18 @@ def parse_light(text: str, count: int, what: str):
     return values
 
 
+def _relight(model, image, light):
+    """One frame (1, 3, H, W) under one light (1, K) -> (H, W, 3) array. ``relight_edge`` relights the person
+    and keeps the background, with no light history (a single frame)."""
+    import torch
+
+    extra = {"background": torch.zeros(1, 1), "history": torch.zeros(1, 28)}
+    names = [spec["name"] for spec in model.io_contract()["inputs"]][2:]
+    out = model(image, light, *(extra[name] for name in names))
+    out = out[0] if isinstance(out, tuple) else out
+    return out[0].numpy().transpose(1, 2, 0)
+
+
 def _infer_main(argv: Sequence[str] | None) -> int:
     import numpy as np
     import torch
@@ -133,7 +174,7 @@ def _infer_main(argv: Sequence[str] | None) -> int:
     image = read_image(args.input)
     x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
     with torch.no_grad():
-        y = model(x, torch.from_numpy(light)[None])[0].numpy().transpose(1, 2, 0)
+        y = _relight(model, x, torch.from_numpy(light)[None])
     write_image(args.out, y)
     print(f"wrote {args.out}")
     return 0
@@ -180,7 +221,7 @@ def _strip_main(argv: Sequence[str] | None) -> int:
         lights, _ = light_sequence("orbit" if args.lights == "orbit" else "sweep", args.steps)
     x = torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1)))[None]
     with torch.no_grad():
-        frames = [model(x, torch.from_numpy(light)[None])[0].numpy().transpose(1, 2, 0) for light in lights]
+        frames = [_relight(model, x, torch.from_numpy(light)[None]) for light in lights]
     write_image(args.out, np.concatenate([frame, *frames], axis=1))
     print(f"wrote {args.out}: input and {len(frames)} relit frames of {frame.shape[0]}x{frame.shape[1]}")
     return 0

@@ -52,7 +52,7 @@ def build_parser() -> ArgumentParser:
 
     presets = [name.split("_", 1)[1] for name in list_models("sfsnet")]
     p = ArgumentParser(prog="python -m train.sfsnet", description=__doc__.replace("``", ""),
-                       epilog="Subcommands: make-dataset, interpolate (each has --help).")
+                       epilog="Subcommands: make-dataset, interpolate, real-eval (each has --help).")
     g = p.add_argument_group("model")
     g.add_argument("--preset", choices=presets, default="edge",
                    help="'seed' has SfSNet's widths (5.0M parameters), 'edge' is narrow for video, 'test' is tiny")
@@ -60,8 +60,10 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--load_model", "--load-model", metavar="CKPT", default=None,
                    help="start from the weights of this checkpoint or run folder (same preset)")
     g = p.add_argument_group("data")
-    g.add_argument("--syn_data", "--syn-data", "--data", dest="data", default="synthetic", metavar="synthetic|DIR",
-                   help="'synthetic' renders faces in memory; otherwise a folder in SfSNet's layout (train.csv, test.csv)")
+    g.add_argument("--syn_data", "--syn-data", "--data", dest="data", default="synthetic", metavar="synthetic|people|DIR",
+                   help="'synthetic' renders height-field faces in memory; 'people' renders people on a real face "
+                        "mesh (head, hair, body, glasses, a person mask; needs the faces extra); otherwise a folder "
+                        "in SfSNet's layout (train.csv, test.csv)")
     _scene_options(g, "synthetic ")
     g.add_argument("--read_first", "--read-first", type=bounded_int(-1, 1_000_000_000), default=-1, metavar="N",
                    help="use N rows of the dataset, drawn at random with seed 100 (-1: all)")
@@ -77,7 +79,8 @@ def build_parser() -> ArgumentParser:
     for name, default, what in (("recon", 0.5, "L1 reconstruction"), ("normal", 0.5, "L1 normal"),
                                 ("albedo", 0.5, "L1 albedo"), ("sh", 1.0, "MSE SH (SfSNet uses 0.1)"),
                                 ("residue", 0.5, "L1 residue, where the data has a true residue (synthetic data; "
-                                                 "the seed has none)")):
+                                                 "the seed has none)"),
+                                ("mask", 0.5, "binary cross-entropy person mask (models with a mask, people data)")):
         g.add_argument(f"--{name}-weight", type=loss_weight, default=default, help=f"weight of the {what} loss")
     g.add_argument("--seed", type=random_seed, default=1, metavar="S", help="random seed")
     g = p.add_argument_group("hardware (Lightning)")
@@ -98,24 +101,31 @@ def build_parser() -> ArgumentParser:
 # --- data ------------------------------------------------------------------------------------------------
 
 
-def render_splits(size, counts: dict[str, int], seed: int, workers: int | None = None, progress: bool = True):
+def render_splits(size, counts: dict[str, int], seed: int, workers: int | None = None, progress: bool = True,
+                  kind: str = "synthetic"):
+    """Render the splits: ``synthetic`` height-field faces or ``people`` on the face mesh."""
     from .data import FaceRenderConfig, render_config_dict, render_face_dataset
 
+    render = render_face_dataset
+    if kind == "people":
+        from .people import render_person_dataset as render
     cfg = FaceRenderConfig(height=size[0], width=size[1])
-    splits = {split: render_face_dataset(count, SYNTHETIC_SEEDS[split] + seed * count, cfg, workers, progress)
+    splits = {split: render(count, SYNTHETIC_SEEDS[split] + seed * count, cfg, workers, progress)
               for split, count in counts.items()}
-    return splits, {"source": "synthetic faces", "render": render_config_dict(cfg), "seed": seed, "samples": counts}
+    source = "synthetic people on a face mesh" if kind == "people" else "synthetic faces"
+    return splits, {"source": source, "render": render_config_dict(cfg), "seed": seed, "samples": counts}
 
 
 def _prepare_data(args) -> tuple[dict, dict]:
     from .data import read_sfsnet_layout
 
-    if args.data == "synthetic":
+    if args.data in ("synthetic", "people"):
         counts = {"train": args.train_samples, "val": args.val_samples, "test": args.test_samples}
         if args.read_first > 0:
             counts["train"] = min(counts["train"], args.read_first)
-        log.info("rendering %d synthetic face scenes of %dx%d", sum(counts.values()), *args.size)
-        splits, meta = render_splits(args.size, counts, args.seed, progress=not args.quiet)
+        log.info("rendering %d synthetic %s scenes of %dx%d", sum(counts.values()),
+                 "people" if args.data == "people" else "face", *args.size)
+        splits, meta = render_splits(args.size, counts, args.seed, progress=not args.quiet, kind=args.data)
     else:
         root = Path(args.data)
         train = read_sfsnet_layout(root, "train", args.read_first)
@@ -153,7 +163,7 @@ def _load_initial_weights(module, path: str) -> None:
 def train(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     check_run_folder(args.out, RUN_FILES, overwrite=args.overwrite, resume=args.resume, option="--log_dir")
-    if args.data != "synthetic" and not Path(args.data).is_dir():
+    if args.data not in ("synthetic", "people") and not Path(args.data).is_dir():
         raise UserError(f"--syn_data {args.data}: no such folder")
     if args.no_cuda:
         args.accelerator = "cpu"
@@ -172,7 +182,7 @@ def train(argv: Sequence[str] | None) -> int:
     if len(splits["train"]["image"]) < args.batch_size:
         raise UserError(f"--batch_size {args.batch_size} exceeds the {len(splits['train']['image'])} training images")
     data = SfSNetData(splits, data_meta, batch_size=args.batch_size, workers=args.workers)
-    weights = {k: getattr(args, f"{k}_weight") for k in ("recon", "normal", "albedo", "sh", "residue")}
+    weights = {k: getattr(args, f"{k}_weight") for k in ("recon", "normal", "albedo", "sh", "residue", "mask")}
     module = SfSNetModule(model_name=f"sfsnet_{args.preset}", model_config={"residue": not args.no_residue},
                           lr=args.lr, weight_decay=args.wt_decay, loss_weights=weights, data_summary=data_meta,
                           channels_last=args.channels_last, epochs=args.epochs)
@@ -283,11 +293,74 @@ def interpolate(argv: Sequence[str] | None) -> int:
     return 0
 
 
+def build_real_eval_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m train.sfsnet real-eval",
+                       description="Score a decomposition on real portraits against MediaPipe's face mesh: normal "
+                                   "error on the face, directionality of a left and a right light, reconstruction, "
+                                   "person-mask IoU; writes real_eval.json and real_eval.png. Needs the faces extra.")
+    p.add_argument("--model", required=True, metavar="CKPT",
+                   help="an sfsnet checkpoint or run folder (relit as SfSNet does), or a relight_edge chain checkpoint")
+    p.add_argument("--input", default="astronaut", metavar="IMAGE|DIR|astronaut",
+                   help="a portrait photograph (sRGB), a folder of them, or 'astronaut' (scikit-image's portrait)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for real_eval.json and real_eval.png")
+    p.add_argument("--max-side", type=bounded_int(64, 8192), default=640,
+                   help="photographs larger than this are scaled down first (pixels, longer side)")
+    return p
+
+
+def _real_photos(spec: str) -> list[tuple[str, np.ndarray]]:
+    from ..data.images import IMAGE_EXTENSIONS, read_image
+
+    if spec == "astronaut":
+        from skimage import data
+
+        return [("astronaut", data.astronaut().astype(np.float32) / 255.0)]
+    source = Path(spec)
+    if source.is_dir():
+        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not paths:
+            raise UserError(f"--input {source}: no images in the folder")
+    elif source.is_file():
+        paths = [source]
+    else:
+        raise UserError(f"--input {spec}: no such file or folder")
+    return [(p.name, read_image(p)) for p in paths]
+
+
+def real_eval(argv: Sequence[str] | None) -> int:
+    from runtime.core.io import write_json
+
+    from ..checkpoint import load_checkpoint
+    from .realeval import evaluate_real, find_faces, save_real_strip
+
+    args = build_real_eval_parser().parse_args(argv)
+    model, meta = load_checkpoint(args.model, purpose="real-eval")
+    if meta["family"] not in ("sfsnet", "relight"):
+        raise UserError(f"--model {args.model} is a {meta['family']!r} model; real-eval takes sfsnet or relight_edge")
+    faces = find_faces(_real_photos(args.input), args.max_side)
+    means, rows, panels = evaluate_real(model, faces)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "real_eval.json", {"model": meta["name"], "checkpoint": str(args.model), "input": args.input,
+                                             "mean": means, "faces": rows})
+    title = (f"{meta['name']}: normals {means['normal_deg']:.1f} deg (mesh), flip {means['flip']:.2f}x, "
+             f"reconstruction {means['recon_psnr']:.1f} dB")
+    save_real_strip(args.out / "real_eval.png", panels, title=title)
+    line = (f"{meta['name']} on {means['faces']} real face(s): normal error {means['normal_deg']:.2f} deg against the "
+            f"face mesh (flat normals {means['flat_normal_deg']:.2f}), left/right brightness flip "
+            f"{means['flip']:.2f}x, reconstruction {means['recon_psnr']:.2f} dB "
+            f"(albedo x SH shading {means['decomposition_psnr']:.2f} dB)")
+    if "mask_iou" in means:
+        line += f", person mask IoU {means['mask_iou']:.3f}"
+    print(line)
+    print(f"wrote {args.out / 'real_eval.json'} and {args.out / 'real_eval.png'}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"make-dataset": make_dataset, "interpolate": interpolate}
+    commands = {"make-dataset": make_dataset, "interpolate": interpolate, "real-eval": real_eval}
     if argv and argv[0] in commands:
         return commands[argv[0]](argv[1:])
     return train(argv)

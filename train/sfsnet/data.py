@@ -219,9 +219,9 @@ def render_face_sample(seed: int, cfg: FaceRenderConfig = FaceRenderConfig()) ->
     }
 
 
-def _render_range(job: tuple[int, int, FaceRenderConfig]) -> dict[str, np.ndarray]:
-    start, stop, cfg = job
-    samples = [render_face_sample(s, cfg) for s in range(start, stop)]
+def _render_range(job: tuple) -> dict[str, np.ndarray]:
+    render, start, stop, cfg = job
+    samples = [render(s, cfg) for s in range(start, stop)]
     return {k: np.stack([s[k] for s in samples]) for k in samples[0]}
 
 
@@ -233,17 +233,23 @@ def render_face_dataset(count: int, seed: int = 0, cfg: FaceRenderConfig = FaceR
     (N, H, W, 3); sh, relit_sh (N, 27); mask (N, H, W) pixels that count in the losses (all), face (N, H, W)
     the faces' pixels (where normal errors are also reported on their own).
     """
+    return _render_many(render_face_sample, count, seed, cfg, workers, progress, "faces")
+
+
+def _render_many(render, count: int, seed: int, cfg: FaceRenderConfig, workers: int | None, progress: bool,
+                 noun: str) -> dict[str, np.ndarray]:
+    """``render(seed, cfg)`` for seeds ``seed .. seed + count - 1`` in a process pool, stacked per key."""
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
     workers = max(1, min(workers or os.cpu_count() or 1, count))
     chunk = max(1, min(32, -(-count // (workers * 4))))
-    jobs = [(s, min(s + chunk, seed + count), cfg) for s in range(seed, seed + count, chunk)]
+    jobs = [(render, s, min(s + chunk, seed + count), cfg) for s in range(seed, seed + count, chunk)]
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     parts = pool.map(_render_range, jobs) if pool else map(_render_range, jobs)
     if progress:
         from tqdm import tqdm
 
-        parts = tqdm(parts, total=len(jobs), desc=f"rendering {count} faces", unit="chunk", leave=False)
+        parts = tqdm(parts, total=len(jobs), desc=f"rendering {count} {noun}", unit="chunk", leave=False)
     parts = list(parts)
     if pool:
         pool.shutdown()
@@ -379,7 +385,7 @@ def to_tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
         if name in _IMAGES:
             t = t.permute(0, 3, 1, 2).contiguous()
-        elif name in ("mask", "face"):
+        elif name in ("mask", "face", "person"):
             t = t[:, None]
         out[name] = t
     return out

@@ -53,6 +53,9 @@ def decomposition_metrics(parts: dict[str, torch.Tensor], batch: dict[str, torch
                                 .abs().mean()),
         "recon_psnr": image_metrics(parts["reconstruction"], batch["image"])["psnr"],
     }
+    if "mask" in parts and "person" in batch:
+        predicted, person = parts["mask"] > 0.5, batch["person"] > 0.5
+        values["mask_iou"] = float((predicted & person).sum() / (predicted | person).sum().clamp_min(1))
     if "relit_sh" in batch:
         relit = parts["albedo"] * sh_shading(parts["normals"], batch["relit_sh"])
         full = image_metrics(relit, batch["relit_image"])

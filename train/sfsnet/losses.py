@@ -9,8 +9,8 @@ from torch import nn
 
 __all__ = ["LOSS_NAMES", "DEFAULT_WEIGHTS", "masked_l1", "sfsnet_losses", "train_step"]
 
-LOSS_NAMES = ("recon", "normal", "albedo", "sh", "residue")
-DEFAULT_WEIGHTS = {"recon": 0.5, "normal": 0.5, "albedo": 0.5, "sh": 1.0, "residue": 0.5}
+LOSS_NAMES = ("recon", "normal", "albedo", "sh", "residue", "mask")
+DEFAULT_WEIGHTS = {"recon": 0.5, "normal": 0.5, "albedo": 0.5, "sh": 1.0, "residue": 0.5, "mask": 0.5}
 
 
 def masked_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -22,7 +22,8 @@ def sfsnet_losses(parts: dict, batch: dict, weights: dict[str, float]) -> dict[s
     """Each term and their weighted sum ``loss``.
 
     Loss = w_recon * L1(albedo * shading, image) + w_normal * L1(normals) + w_albedo * L1(albedo)
-    + w_sh * MSE(sh) (+ w_residue * L1(residue) when the batch has it and the weight is not zero).
+    + w_sh * MSE(sh) (+ w_residue * L1(residue) when the batch has it and the weight is not zero)
+    (+ w_mask * binary cross-entropy of the person mask, when the model predicts one and the batch has it).
     """
     mask = batch["mask"]
     terms = {
@@ -33,6 +34,8 @@ def sfsnet_losses(parts: dict, batch: dict, weights: dict[str, float]) -> dict[s
     }
     if weights["residue"] > 0 and "residue" in batch:
         terms["residue"] = masked_l1(parts["residue"], batch["residue"], mask)
+    if weights.get("mask", 0) > 0 and "mask" in parts and "person" in batch:
+        terms["mask"] = F.binary_cross_entropy(parts["mask"].float().clamp(1e-6, 1 - 1e-6), batch["person"])
     terms["loss"] = sum(weights[k] * v for k, v in terms.items())
     return terms
 

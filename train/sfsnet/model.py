@@ -64,6 +64,9 @@ class SfSNetConfig:
     downsample: int = 1
     """Stride-2 convolutions before the residual stacks (SfSNet has one; two quarter the cost of the
     stacks and widen their view)."""
+    mask: bool = False
+    """Also predict where the person is (head, hair, body), a probability per pixel from the albedo
+    features: the real-time relighting chain relights the person and can leave the background alone."""
 
     def __post_init__(self) -> None:
         for name in ("stem_channels", "channels", "blocks", "downsample"):
@@ -77,6 +80,10 @@ SFSNET_PRESETS: dict[str, SfSNetConfig] = {
     # Same structure, narrow enough for video and CPU training.
     "edge": SfSNetConfig(stem_channels=16, channels=48, blocks=3, downsample=2, skip=True, albedo_from_image=True,
                          light_moments=True),
+    # The edge network with a person mask, trained on the face-mesh renderer's people (``--data people``):
+    # the decomposition of the real-time relighting chain (relight_edge), run at 1/4 of the frame's size.
+    "face": SfSNetConfig(stem_channels=16, channels=48, blocks=3, downsample=2, skip=True, albedo_from_image=True,
+                         light_moments=True, mask=True),
     # Tiny, for tests.
     "test": SfSNetConfig(stem_channels=4, channels=8, blocks=1),
 }
@@ -106,13 +113,14 @@ def _residual_stack(channels: int, blocks: int) -> nn.Sequential:
 
 
 class Generator(nn.Module):
-    """Upsample to the input size, (concatenate the stem's features,) 1x1 conv, 3x3 conv, 1x1 conv to three channels."""
+    """Upsample to the input size, (concatenate the stem's features,) 1x1 conv, 3x3 conv, 1x1 conv to three channels
+    (or ``out_channels``)."""
 
-    def __init__(self, channels: int, stem_channels: int, skip: bool = False) -> None:
+    def __init__(self, channels: int, stem_channels: int, skip: bool = False, out_channels: int = 3) -> None:
         super().__init__()
         self.skip = skip
         self.body = nn.Sequential(_conv_bn_relu(channels + (stem_channels if skip else 0), channels, 1),
-                                  _conv_bn_relu(channels, stem_channels, 3), nn.Conv2d(stem_channels, 3, 1))
+                                  _conv_bn_relu(channels, stem_channels, 3), nn.Conv2d(stem_channels, out_channels, 1))
 
     def forward(self, x: torch.Tensor, stem: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, size=stem.shape[-2:], mode="bilinear", align_corners=False)
@@ -166,9 +174,12 @@ class SfSNet(nn.Module):
         if config.residue:
             self.residue_features = _residual_stack(c, config.blocks)
             self.residue_generator = Generator(c, s, config.skip)
+        if config.mask:
+            self.mask_generator = Generator(c, s, config.skip, out_channels=1)
 
     def decompose(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        """normals, albedo, sh, residue, shading (SH shading plus residue) and reconstruction."""
+        """normals, albedo, sh, residue, shading (SH shading plus residue) and reconstruction; with
+        ``config.mask`` also ``mask`` (N, 1, H, W), the probability that a pixel belongs to the person."""
         stem = self.stem(image)
         features = self.features(stem)
         normal_features = self.normal_features(features)
@@ -185,8 +196,11 @@ class SfSNet(nn.Module):
         else:
             residue = torch.zeros_like(albedo)
         shading = sh_shading(normals, sh) + residue
-        return {"normals": normals, "albedo": albedo, "sh": sh, "residue": residue, "shading": shading,
-                "reconstruction": albedo * shading}
+        parts = {"normals": normals, "albedo": albedo, "sh": sh, "residue": residue, "shading": shading,
+                 "reconstruction": albedo * shading}
+        if self.config.mask:
+            parts["mask"] = torch.sigmoid(self.mask_generator(albedo_features, stem))
+        return parts
 
     def intrinsics(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Unit normals and albedo only (the light and residue branches are skipped)."""

@@ -41,7 +41,8 @@ class SfSNetModule(L.LightningModule):
     """Trains a registered ``sfsnet_*`` model with SfSNet's losses and Adam.
 
     Loss = w_recon * L1(albedo * shading, image) + w_normal * L1(normals) + w_albedo * L1(albedo)
-    + w_sh * MSE(sh) (+ w_residue * L1(residue) when the data has it and the weight is not zero).
+    + w_sh * MSE(sh) (+ w_residue * L1(residue) when the data has it and the weight is not zero)
+    (+ w_mask * BCE(person mask) for models with a mask on data with one).
     """
 
     def __init__(self, model_name: str = "sfsnet_edge", model_config: dict | None = None, lr: float = 1e-3,
