@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= train,export,cpu,faces,test
 
-.PHONY: demo demo-unet test bench clean
+.PHONY: demo demo-unet demo-relight test bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "edgelight needs Python 3.10 or newer")'
@@ -29,6 +29,19 @@ demo: $(VENV)/.installed
 ## demo-unet: synthetic scenes -> train the edge relighting U-Net briefly -> checkpoint, grids, metrics (CPU)
 demo-unet: $(VENV)/.installed
 	$(PY) -m train.unet --preset edge --train-samples 160 --epochs 4 --out runs/demo-unet --overwrite
+
+## demo-relight: people on a face mesh -> train the relighting decomposition briefly -> relight_edge -> export ->
+## relight a generated clip of a real portrait, and score the model on that portrait (CPU)
+demo-relight: $(VENV)/.installed
+	$(PY) -m train.sfsnet --preset face --syn_data people --train-samples 400 --epochs 3 --log_dir runs/demo-relight/sfsnet \
+		--overwrite --quiet
+	$(PY) -m train.relight compose --edge --sfsnet runs/demo-relight/sfsnet --out runs/demo-relight/relight_edge.ckpt --overwrite
+	$(PY) -m export runs/demo-relight/relight_edge.ckpt --fp16 --out runs/demo-relight/export
+	rm -f runs/demo-relight/clip.mp4
+	$(PY) -m runtime demo-clip --out runs/demo-relight/clip.mp4 --kind faces --frames 150
+	$(PY) -m runtime relight --model runs/demo-relight/export --input runs/demo-relight/clip.mp4 --sh left \
+		--output runs/demo-relight/relit.mp4 --overwrite
+	$(PY) -m train.sfsnet real-eval --model runs/demo-relight/relight_edge.ckpt --out runs/demo-relight
 
 ## test: the test suite (CPU; GPU and TensorRT tests skip with their reason)
 test: $(VENV)/.installed

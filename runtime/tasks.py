@@ -396,7 +396,6 @@ class RelightTask(Task):
         return self._denoiser(frame) if self._denoiser is not None else frame
 
 
-
 def _light_spec(runner: Runner) -> dict:
     """The contract of the model's light input: ``sh`` (27 SH coefficients) or ``light`` (a point light)."""
     for spec in runner.contract["inputs"]:

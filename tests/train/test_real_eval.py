@@ -51,3 +51,23 @@ def test_folder_without_faces_is_one_line(tiny, tmp_path, capsys):
 def test_missing_input(tiny, tmp_path, capsys):
     assert run(main, ["real-eval", "--model", str(tiny), "--input", str(tmp_path / "nope"), "--out", str(tmp_path)]) != 0
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_evaluate_sfsnet_and_chain_on_synthetic_scenes(tiny, tmp_path, capsys):
+    chain = save_checkpoint(tmp_path / "edge.ckpt", create_model(
+        "relight_edge", sfsnet={"name": "sfsnet_test", "config": {"mask": True}}).eval())
+    for model, data, keys in ((tiny, "people", ("normal_deg_face", "mask_iou", "relit_sh_psnr")),
+                              (chain, "synthetic", ("normal_deg", "normal_deg_face", "relit_psnr", "relit_sh_psnr"))):
+        out = tmp_path / f"{data}.json"
+        assert run(main, ["evaluate", "--model", str(model), "--data", data, "--size", "32", "--test-samples", "2",
+                          "--out", str(out)]) == 0
+        figures = json.loads(out.read_text())["figures"]
+        assert all(np.isfinite(figures[k]) for k in keys), figures
+
+
+def test_real_eval_of_the_edge_chain(tmp_path):
+    chain = save_checkpoint(tmp_path / "edge.ckpt", create_model(
+        "relight_edge", sfsnet={"name": "sfsnet_test", "config": {"mask": True}}).eval())
+    assert run(main, ["real-eval", "--model", str(chain), "--out", str(tmp_path / "o")]) == 0
+    face = json.loads((tmp_path / "o" / "real_eval.json").read_text())["faces"][0]
+    assert all(np.isfinite(face[k]) for k in (*FIGURES, "mask_iou"))

@@ -134,6 +134,17 @@ class RelightEdge(nn.Module):
         self.config = config
         self.sfsnet = create_model(config.sfsnet["name"], **{"residue": False, **config.sfsnet.get("config", {})})
 
+    def decompose(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The decomposition at 1/scale of the frame: the sfsnet's parts (normals, albedo, sh, ...) and ``low``,
+        the downsampled frame (as given: sRGB by default)."""
+        s = self.config.scale
+        low = image
+        if s > 1:  # area average; the last rows and columns replicated up to a multiple of the scale
+            h, w = image.shape[-2], image.shape[-1]
+            low = F.avg_pool2d(F.pad(image, (0, (-w) % s, 0, (-h) % s), mode="replicate"), s)
+        parts = self.sfsnet.decompose(srgb_to_linear(low) if self.config.srgb else low.clamp(0.0, 1.0))
+        return {**parts, "low": low}
+
     def forward(self, image: torch.Tensor, sh: torch.Tensor, background: torch.Tensor,
                 history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Relight ``image``.
@@ -148,13 +159,8 @@ class RelightEdge(nn.Module):
             ``relit`` (N, 3, H, W) in [0, 1] and ``sh_estimate`` (N, 27), the smoothed light of the frame.
         """
         cfg = self.config
-        s = cfg.scale
-        low = image
-        if s > 1:  # area average; the last rows and columns replicated up to a multiple of the scale
-            h, w = image.shape[-2], image.shape[-1]
-            low = F.avg_pool2d(F.pad(image, (0, (-w) % s, 0, (-h) % s), mode="replicate"), s)
-        parts = self.sfsnet.decompose(srgb_to_linear(low) if cfg.srgb else low.clamp(0.0, 1.0))
-        normals = parts["normals"]
+        parts = self.decompose(image)
+        low, normals = parts["low"], parts["normals"]
         mask = parts["mask"] if "mask" in parts else torch.ones_like(normals[:, :1])
 
         weight = history[:, :1].to(normals.dtype).clamp(0.0, 1.0)

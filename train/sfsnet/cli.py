@@ -52,7 +52,7 @@ def build_parser() -> ArgumentParser:
 
     presets = [name.split("_", 1)[1] for name in list_models("sfsnet")]
     p = ArgumentParser(prog="python -m train.sfsnet", description=__doc__.replace("``", ""),
-                       epilog="Subcommands: make-dataset, interpolate, real-eval (each has --help).")
+                       epilog="Subcommands: make-dataset, interpolate, evaluate, real-eval (each has --help).")
     g = p.add_argument_group("model")
     g.add_argument("--preset", choices=presets, default="edge",
                    help="'seed' has SfSNet's widths (5.0M parameters), 'edge' is narrow for video, 'test' is tiny")
@@ -293,6 +293,49 @@ def interpolate(argv: Sequence[str] | None) -> int:
     return 0
 
 
+def build_evaluate_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m train.sfsnet evaluate",
+                       description="Held-out figures of an sfsnet checkpoint or a relight_edge chain on the synthetic "
+                                   "test split (the scenes training holds out: same seeds), at any size.")
+    p.add_argument("--model", required=True, metavar="CKPT", help="an sfsnet checkpoint or run folder, or a "
+                                                                  "relight_edge chain checkpoint")
+    p.add_argument("--syn_data", "--syn-data", "--data", dest="data", choices=["synthetic", "people"],
+                   default="synthetic", help="which renderer's test split")
+    p.add_argument("--size", type=image_size, default="128", metavar="N|HxW", help="image size of the scenes")
+    p.add_argument("--test-samples", type=bounded_int(1, 100_000), default=64, help="held-out scenes")
+    p.add_argument("--seed", type=random_seed, default=1, metavar="S", help="the training run's --seed")
+    p.add_argument("--out", type=Path, default=None, metavar="JSON", help="also write the figures here")
+    return p
+
+
+def evaluate_command(argv: Sequence[str] | None) -> int:
+    from runtime.core.io import write_json
+
+    from ..checkpoint import load_checkpoint
+    from .evaluate import evaluate, evaluate_relight_edge
+
+    args = build_evaluate_parser().parse_args(argv)
+    model, meta = load_checkpoint(args.model, purpose="evaluate")
+    chain = meta["family"] == "relight"
+    if meta["family"] not in ("sfsnet", "relight") or (chain and not hasattr(model, "decompose")):
+        raise UserError(f"--model {args.model} is {meta['name']}; evaluate takes an sfsnet checkpoint or a "
+                        "relight_edge chain")
+    counts = {"test": args.test_samples}
+    splits, _ = render_splits(args.size, counts, args.seed, progress=True, kind=args.data)
+    if chain:
+        figures = evaluate_relight_edge(model, splits["test"])
+    else:
+        figures, baseline, _ = evaluate(model, splits["test"])
+        figures = {**figures, **{f"baseline_{k}": v for k, v in baseline.items()}}
+    report = {"model": meta["name"], "checkpoint": str(args.model), "data": args.data, "size": list(args.size),
+              "test_samples": args.test_samples, "figures": figures}
+    if args.out:
+        write_json(args.out, report)
+    print(f"{meta['name']} on {args.test_samples} held-out {args.data} scenes of {args.size[0]}x{args.size[1]}: "
+          + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
+    return 0
+
+
 def build_real_eval_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m train.sfsnet real-eval",
                        description="Score a decomposition on real portraits against MediaPipe's face mesh: normal "
@@ -360,7 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"make-dataset": make_dataset, "interpolate": interpolate, "real-eval": real_eval}
+    commands = {"make-dataset": make_dataset, "interpolate": interpolate, "evaluate": evaluate_command,
+                "real-eval": real_eval}
     if argv and argv[0] in commands:
         return commands[argv[0]](argv[1:])
     return train(argv)

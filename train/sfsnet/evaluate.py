@@ -19,7 +19,8 @@ from ..models.sh import sh_shading
 from ..plots import _pyplot, save_loss_curve, to_display
 from .data import to_tensors
 
-__all__ = ["SFSNET_CURVES", "angular_error_deg", "decomposition_metrics", "evaluate", "save_test_grid",
+__all__ = ["SFSNET_CURVES", "angular_error_deg", "decomposition_metrics", "evaluate", "evaluate_relight_edge",
+           "save_test_grid",
            "save_interpolation", "finish_run"]
 
 SFSNET_CURVES = (
@@ -97,6 +98,37 @@ def evaluate(model, arrays: dict[str, np.ndarray], batch_size: int = 8) -> tuple
     means = {k: round(v / n, 4) for k, v in totals.items()}
     base = {k: round(v / n, 4) for k, v in base_totals.items()}
     return means, base, first
+
+
+@torch.no_grad()
+def evaluate_relight_edge(chain, arrays: dict[str, np.ndarray], batch_size: int = 8) -> dict[str, float]:
+    """Held-out figures of a ``relight_edge`` chain on synthetic scenes (linear arrays): its normals (decided
+    at 1/scale, upsampled) against the true ones, and the scene relit with its second light through the
+    chain's own path (sRGB in and out, the background relit too) against the SH rendering and the full
+    rendering of that light (PSNR in linear RGB, like ``decomposition_metrics``)."""
+    from ..relight.model import linear_to_srgb, srgb_to_linear
+
+    tensors = to_tensors(arrays)
+    n = len(tensors["image"])
+    totals: dict[str, float] = {}
+    for i in range(0, n, batch_size):
+        batch = {k: v[i : i + batch_size] for k, v in tensors.items()}
+        count = len(batch["image"])
+        srgb = linear_to_srgb(batch["image"])
+        h, w = srgb.shape[-2:]
+        scale = chain.config.scale
+        low_normals = chain.decompose(srgb)["normals"]
+        normals = F.normalize(F.interpolate(low_normals, scale_factor=scale, mode="bilinear",
+                                            align_corners=False)[..., :h, :w], dim=1)
+        relit, _ = chain(srgb, batch["relit_sh"], torch.ones(count, 1), torch.zeros(count, 28))
+        relit = srgb_to_linear(relit)
+        values = {"normal_deg": float(angular_error_deg(normals, batch["normals"], batch.get("mask"))),
+                  "normal_deg_face": float(angular_error_deg(normals, batch["normals"], batch.get("face"))),
+                  "relit_psnr": image_metrics(relit, batch["relit_image"])["psnr"],
+                  "relit_sh_psnr": image_metrics(relit, batch["relit_sh_image"])["psnr"]}
+        for k, v in values.items():
+            totals[k] = totals.get(k, 0.0) + v * count
+    return {k: round(v / n, 4) for k, v in totals.items()}
 
 
 def save_test_grid(path: Path, first: dict, rows: int = 4, title: str = "") -> Path:

@@ -122,9 +122,7 @@ class _Relighter:
         if self.chain:
             scale = int(self.model.config.scale)
             h, w = srgb.shape[-2:]
-            pad = (0, (-w) % scale, 0, (-h) % scale)
-            low = F.avg_pool2d(F.pad(srgb, pad, mode="replicate"), scale)
-            parts = self.sfsnet.decompose(_srgb_to_linear(low))
+            parts = self.model.decompose(srgb)
             up = lambda t: F.interpolate(t, scale_factor=scale, mode="bilinear", align_corners=False)[..., :h, :w]  # noqa: E731
             out = {"normals": F.normalize(up(parts["normals"]), dim=1), "albedo": up(parts["albedo"]), "sh": parts["sh"]}
             if "mask" in parts:
