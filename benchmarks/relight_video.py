@@ -29,8 +29,8 @@ older, depending on timing). Every row uses the light ``--sh`` and ``--backgroun
     denoise   --light-smoothing 0.8 --denoise 0.5    plus the motion-adaptive running average of the output
 
 The figures, all mean absolute differences in 0..255 units over the face region (the pixels the 468-point
-face mesh covers on the first clean frame, ``train.facemesh``; the middle half of the portrait when no face
-is found, and the JSON says so):
+face mesh covers on the first clean frame, ``train.facemesh``; the middle of the portrait, half its side each
+way, when no face is found, and the JSON says so):
 
 * flicker: between consecutive output frames of the static clip, divided by the same figure of the input
   clip (1.0: the output flickers as much as its input; lower is steadier), and the absolute figure; also
@@ -38,7 +38,8 @@ is found, and the JSON says so):
 * drift: of each output frame from the first output frame (mean and largest over the clip);
 * effect: of each output frame from its input frame (a setting that steadies the output by not relighting
   it shows here);
-* lag (moving clip): of each output frame from the ``off`` row's output of the same frame (mean, largest).
+* lag (moving clip): of each output frame from the ``off`` row's output of the same frame (mean, largest),
+  over the face region moved with the portrait.
 
 Writes the figures as JSON to ``--out`` and prints a table; ``--strip`` also writes a PNG: input frame t (the
 face region outlined) and each row's output frame t above ``|frame t - frame t-1|`` of each, amplified 8
@@ -377,11 +378,14 @@ def main(argv: list[str] | None = None) -> int:
     from runtime import load
     from runtime.core.io import write_json
     from runtime.core.lighting import sh_preset
+    from runtime.tasks import RelightTask
 
     try:
         sh = sh_preset(args.sh)
     except ValueError as exc:
         raise UserError(f"--sh: {exc}") from None
+    runner = load(args.model, args.backend, threads=args.threads)
+    RelightTask(lights=sh[None]).check(runner)  # a model of another task or light: one line, before any work
 
     clip = {"noise": args.noise, "crf": args.crf, "gop": args.gop}
     clean, static = make_clip(args.size, [0] * args.frames, **clip, seed=args.seed)
@@ -392,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         _, moving = make_clip(args.size, offsets, **clip, seed=args.seed + 1)
         masks = [_shifted(mask, dx) for dx in offsets]
 
-    with load(args.model, args.backend, threads=args.threads) as runner:
+    with runner:
         print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {runner.name} on "
               f"{runner.backend} ({runner.device}); {height}x{width}, {args.frames} frames, H.264 CRF {args.crf} "
               f"GOP {args.gop}, noise {args.noise:g}/255 + shot; --sh {args.sh} --background keep; region: {region}\n")
@@ -419,6 +423,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f", {args.strip}", end="")
     print()
     return 0
+
+
+main.prog = "python -m benchmarks.relight_video"  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":
