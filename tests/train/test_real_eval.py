@@ -23,10 +23,11 @@ def tiny(tmp_path_factory):
     return save_checkpoint(folder / "sfsnet.ckpt", create_model("sfsnet_test", mask=True).eval())
 
 
-def test_astronaut_report_has_every_figure(tiny, tmp_path, capsys):
-    assert run(main, ["real-eval", "--model", str(tiny), "--out", str(tmp_path)]) == 0
+def test_bundled_portraits_report_has_every_figure(tiny, tmp_path, capsys):
+    assert run(main, ["real-eval", "--model", str(tiny), "--input", "astronaut,camera", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "real_eval.json").read_text())
-    assert report["mean"]["faces"] == 1
+    assert report["mean"]["faces"] == 2
+    assert [f["name"] for f in report["faces"]] == ["astronaut", "camera"]
     face = report["faces"][0]
     for key in (*FIGURES, "mask_iou"):
         assert np.isfinite(face[key]), key

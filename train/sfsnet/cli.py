@@ -343,31 +343,44 @@ def build_real_eval_parser() -> ArgumentParser:
                                    "person-mask IoU; writes real_eval.json and real_eval.png. Needs the faces extra.")
     p.add_argument("--model", required=True, metavar="CKPT",
                    help="an sfsnet checkpoint or run folder (relit as SfSNet does), or a relight_edge chain checkpoint")
-    p.add_argument("--input", default="astronaut", metavar="IMAGE|DIR|astronaut",
-                   help="a portrait photograph (sRGB), a folder of them, or 'astronaut' (scikit-image's portrait)")
+    p.add_argument("--input", default="astronaut", metavar="IMAGE|DIR|NAME,...",
+                   help="portrait photographs (sRGB): files, folders of them, or scikit-image's 'astronaut' and "
+                        "'camera' (the cameraman, grey), comma-separated")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for real_eval.json and real_eval.png")
     p.add_argument("--max-side", type=bounded_int(64, 8192), default=640,
                    help="photographs larger than this are scaled down first (pixels, longer side)")
     return p
 
 
+_BUNDLED_PORTRAITS = ("astronaut", "camera")  # scikit-image's photographs with a face in them
+
+
 def _real_photos(spec: str) -> list[tuple[str, np.ndarray]]:
+    """The photographs ``--input`` names: a comma list of files, folders and scikit-image's portraits."""
     from ..data.images import IMAGE_EXTENSIONS, read_image
 
-    if spec == "astronaut":
-        from skimage import data
+    photos = []
+    for item in (part.strip() for part in spec.split(",") if part.strip()):
+        if item in _BUNDLED_PORTRAITS:
+            from skimage import data
 
-        return [("astronaut", data.astronaut().astype(np.float32) / 255.0)]
-    source = Path(spec)
-    if source.is_dir():
-        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-        if not paths:
-            raise UserError(f"--input {source}: no images in the folder")
-    elif source.is_file():
-        paths = [source]
-    else:
-        raise UserError(f"--input {spec}: no such file or folder")
-    return [(p.name, read_image(p)) for p in paths]
+            pixels = getattr(data, item)()
+            pixels = np.repeat(pixels[..., None], 3, axis=-1) if pixels.ndim == 2 else pixels[..., :3]
+            photos.append((item, pixels.astype(np.float32) / 255.0))
+            continue
+        source = Path(item)
+        if source.is_dir():
+            paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not paths:
+                raise UserError(f"--input {source}: no images in the folder")
+        elif source.is_file():
+            paths = [source]
+        else:
+            raise UserError(f"--input {item}: no such file or folder")
+        photos += [(p.name, read_image(p)) for p in paths]
+    if not photos:
+        raise UserError("--input names no photograph")
+    return photos
 
 
 def real_eval(argv: Sequence[str] | None) -> int:
