@@ -24,9 +24,10 @@ frame before the next is fed, so the light estimate of frame i is exactly the hi
 threaded ``Pipeline.run`` postprocesses in its encode thread, where the history fed can be a frame or more
 older, depending on timing). Every row uses the light ``--sh`` and ``--background keep``:
 
-    off       --light-smoothing 0   --denoise 0      the network alone, frame by frame
-    default   --light-smoothing 0.8 --denoise 0      python -m runtime relight's defaults
-    denoise   --light-smoothing 0.8 --denoise 0.5    plus the motion-adaptive running average of the output
+    off        --light-smoothing 0   --denoise 0      the network alone, frame by frame
+    smoothing  --light-smoothing 0.8 --denoise 0      the light estimate smoothed over frames only
+    default    --light-smoothing 0.8 --denoise 0.5    python -m runtime relight's defaults: plus the
+                                                      motion-adaptive running average of the output
 
 The figures, all mean absolute differences in 0..255 units over the face region (the pixels the 468-point
 face mesh covers on the first clean frame, ``train.facemesh``; the middle of the portrait, half its side each
@@ -62,7 +63,7 @@ from runtime.core.errors import UserError
 __all__ = ["ROWS", "face_region", "main", "make_clip", "measure", "pan_offsets", "relight_clip", "table",
            "write_strip"]
 
-ROWS = (("off", 0.0, 0.0), ("default", 0.8, 0.0), ("denoise", 0.8, 0.5))
+ROWS = (("off", 0.0, 0.0), ("smoothing", 0.8, 0.0), ("default", 0.8, 0.5))
 """(name, --light-smoothing, --denoise) of each measured setting."""
 
 SHOT = 2.0 / 255.0

@@ -285,7 +285,8 @@ class RelightTask(Task):
         background: ``keep`` (only the person is relit) or ``relit`` (the background follows the new light).
         light_smoothing: 0 (off) .. <1: weight of the previous frame's light estimate in the current one.
         denoise: 0 (off) .. <1: strength of the motion-adaptive running average of output frames
-            (``runtime.core.temporal.TemporalDenoiser``).
+            (``runtime.core.temporal.TemporalDenoiser``); 0.5 by default, which keeps a relit static scene
+            as steady as its input (benchmarks/RESULTS.md, ``python -m benchmarks.relight_video``).
     """
 
     name: ClassVar[str] = "relight"
@@ -294,7 +295,7 @@ class RelightTask(Task):
     lights: np.ndarray = field(default_factory=lambda: np.zeros((1, 3), np.float32))
     background: str = "keep"
     light_smoothing: float = 0.8
-    denoise: float = 0.0
+    denoise: float = 0.5
     light_input: str = field(default="light", repr=False)
     _inputs: frozenset = field(default=frozenset(), repr=False)
     _estimate: np.ndarray | None = field(default=None, repr=False)
@@ -327,9 +328,9 @@ class RelightTask(Task):
         parser.add_argument("--light-smoothing", type=bounded_float(0.0, 1.0, high_open=True), default=0.8,
                             metavar="A", help="models that estimate the frame's light over time (relight_edge): "
                                               "weight of the previous estimate against flicker, 0 off .. 0.95 steady")
-        parser.add_argument("--denoise", type=bounded_float(0.0, 1.0, high_open=True), default=0.0, metavar="S",
-                            help="temporal noise reduction of the output (a motion-adaptive running average): "
-                                 "0 off .. 0.8 strong")
+        parser.add_argument("--denoise", type=bounded_float(0.0, 1.0, high_open=True), default=0.5, metavar="S",
+                            help="temporal noise reduction of the output (a motion-adaptive running average) "
+                                 "against flicker on steady scenes: 0 off .. 0.8 strong (default: 0.5)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, runner: Runner) -> Task:

@@ -40,8 +40,8 @@ def test_relight_video_measures_every_row_on_a_compressed_portrait_clip(edge, tm
         assert all(math.isfinite(row[k]) and row[k] >= 0 for k in figures), row
         assert row["effect"] > 1.0  # the model relights the face, it does not pass the frame through
     assert rows["off"]["lag_mean"] == 0.0  # the reference of the lag is the row without smoothing
-    assert rows["denoise"]["flicker"] <= rows["off"]["flicker"]
-    assert rows["denoise"]["flicker_ratio"] == pytest.approx(rows["denoise"]["flicker"] / report["input"]["flicker"])
+    assert rows["default"]["flicker"] <= rows["off"]["flicker"]
+    assert rows["default"]["flicker_ratio"] == pytest.approx(rows["default"]["flicker"] / report["input"]["flicker"])
 
     printed = capsys.readouterr().out
     assert all(f"| {name} |" in printed for name, _, _ in ROWS) and str(out) in printed
