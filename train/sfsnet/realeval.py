@@ -36,6 +36,8 @@ from runtime.core.errors import UserError
 from runtime.core.lighting import sh_preset
 
 from ..models.sh import sh_shading
+from ..relight.model import linear_to_srgb as _linear_to_srgb
+from ..relight.model import srgb_to_linear as _srgb_to_linear
 
 __all__ = ["RealFace", "find_faces", "evaluate_real", "save_real_strip", "STRIP_LIGHTS"]
 
@@ -55,16 +57,6 @@ class RealFace:
     mask: np.ndarray
     centre_x: float
     person: np.ndarray | None = None
-
-
-def _srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
-    x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055).clamp_min(1e-8) ** 2.4)
-
-
-def _linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
-    x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp_min(1e-8) ** (1 / 2.4) - 0.055)
 
 
 def find_faces(images: list[tuple[str, np.ndarray]], max_side: int = 640) -> list[RealFace]:
