@@ -10,7 +10,7 @@ import numpy as np
 
 from runtime.core.io import atomic_path
 
-__all__ = ["to_display", "save_comparison_grid", "save_loss_curve"]
+__all__ = ["to_display", "save_image_grid", "save_comparison_grid", "save_loss_curve"]
 
 
 def _pyplot():
@@ -32,32 +32,27 @@ def _hwc(t) -> np.ndarray:
     return a.transpose(1, 2, 0) if a.ndim == 3 else a
 
 
-def save_comparison_grid(
-    path: str | os.PathLike, batch: dict, prediction, baseline, title: str = "", max_rows: int = 4
-) -> Path:
-    """One row per sample: the four inputs, the Lambertian baseline, the prediction, the target and
-    the prediction's absolute error (x4, so small errors show)."""
+def save_image_grid(path: str | os.PathLike, rows: list[list], columns: list[str], title: str = "",
+                    cell: tuple[float, float] = (1.9, 2.0), dpi: int = 90) -> Path:
+    """A grid of images with the column names over the first row, written atomically as a PNG.
+
+    Args:
+        rows: one list of panels per row. A panel is an (H, W, 3) array of display values (clipped to
+            [0, 1]), or ``(array, cmap)`` for one channel shown with a colour map over [0, 1], or
+            ``(array, cmap, None)`` for one stretched over its own range.
+        cell: inches per panel (width, height).
+    """
     plt = _pyplot()
-    rows = min(max_rows, len(prediction))
-    columns = ["distances", "cosines", "albedo", "normals", "Lambertian baseline", "prediction", "target", "|error| x4"]
-    fig, axes = plt.subplots(rows, len(columns), figsize=(2.1 * len(columns), 2.2 * rows + 0.4), squeeze=False)
-    for r in range(rows):
-        target = _hwc(batch["targets"][r])
-        pred = _hwc(prediction[r])
-        panels = [
-            (_hwc(batch["distances"][r])[..., 0], "viridis"),
-            (_hwc(batch["cosines"][r])[..., 0], "gray"),
-            (to_display(_hwc(batch["albedo"][r])), None),
-            ((_hwc(batch["normals"][r]) + 1) / 2, None),
-            (to_display(_hwc(baseline[r])), None),
-            (to_display(pred), None),
-            (to_display(target), None),
-            (np.clip(np.abs(pred.clip(0, 1) - target).mean(-1) * 4, 0, 1), "inferno"),
-        ]
-        for c, (image, cmap) in enumerate(panels):
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(cell[0] * len(columns), cell[1] * len(rows) + 0.4),
+                             squeeze=False)
+    for r, panels in enumerate(rows):
+        for c, panel in enumerate(panels):
+            image, cmap, vrange = (panel, None, (0, 1)) if isinstance(panel, np.ndarray) else (*panel, (0, 1))[:3]
+            if image.ndim == 3 and image.shape[-1] == 1:
+                image = image[..., 0]
             ax = axes[r][c]
-            ax.imshow(image.squeeze() if image.ndim == 3 and image.shape[-1] == 1 else image, cmap=cmap,
-                      vmin=None if cmap == "viridis" else 0, vmax=None if cmap == "viridis" else 1)
+            low, high = vrange if vrange is not None else (None, None)
+            ax.imshow(np.clip(image, 0, 1) if cmap is None else image, cmap=cmap, vmin=low, vmax=high)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
@@ -66,9 +61,32 @@ def save_comparison_grid(
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
+        fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
     return Path(path)
+
+
+def save_comparison_grid(
+    path: str | os.PathLike, batch: dict, prediction, baseline, title: str = "", max_rows: int = 4
+) -> Path:
+    """One row per sample: the four inputs, the Lambertian baseline, the prediction, the target and
+    the prediction's absolute error (x4, so small errors show)."""
+    columns = ["distances", "cosines", "albedo", "normals", "Lambertian baseline", "prediction", "target", "|error| x4"]
+    rows = []
+    for r in range(min(max_rows, len(prediction))):
+        target = _hwc(batch["targets"][r])
+        pred = _hwc(prediction[r])
+        rows.append([
+            (_hwc(batch["distances"][r])[..., 0], "viridis", None),
+            (_hwc(batch["cosines"][r])[..., 0], "gray"),
+            to_display(_hwc(batch["albedo"][r])),
+            (_hwc(batch["normals"][r]) + 1) / 2,
+            to_display(_hwc(baseline[r])),
+            to_display(pred),
+            to_display(target),
+            (np.clip(np.abs(pred.clip(0, 1) - target).mean(-1) * 4, 0, 1), "inferno"),
+        ])
+    return save_image_grid(path, rows, columns, title, cell=(2.1, 2.2), dpi=80)
 
 
 def _read_metrics_csv(csv_path: Path) -> dict[str, list[tuple[int, float]]]:

@@ -60,7 +60,8 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--load_model", "--load-model", metavar="CKPT", default=None,
                    help="start from the weights of this checkpoint or run folder (same preset)")
     g = p.add_argument_group("data")
-    g.add_argument("--syn_data", "--syn-data", "--data", dest="data", default="synthetic", metavar="synthetic|people|DIR",
+    g.add_argument("--syn_data", "--syn-data", "--data", dest="data", default="synthetic",
+                   metavar="synthetic|people|DIR",
                    help="'synthetic' renders height-field faces in memory; 'people' renders people on a real face "
                         "mesh (head, hair, body, glasses, a person mask; needs the faces extra); otherwise a folder "
                         "in SfSNet's layout (train.csv, test.csv)")
@@ -313,13 +314,14 @@ def evaluate_command(argv: Sequence[str] | None) -> int:
 
     from ..checkpoint import load_checkpoint
     from .evaluate import evaluate, evaluate_relight_edge
+    from .realeval import Relighter
 
     args = build_evaluate_parser().parse_args(argv)
     model, meta = load_checkpoint(args.model, purpose="evaluate")
-    chain = meta["family"] == "relight"
-    if meta["family"] not in ("sfsnet", "relight") or (chain and not hasattr(model, "decompose")):
+    if meta["family"] not in ("sfsnet", "relight"):
         raise UserError(f"--model {args.model} is {meta['name']}; evaluate takes an sfsnet checkpoint or a "
                         "relight_edge chain")
+    chain = Relighter(model).chain  # refuses a relighting chain other than relight_edge
     counts = {"test": args.test_samples}
     splits, _ = render_splits(args.size, counts, args.seed, progress=True, kind=args.data)
     if chain:

@@ -16,7 +16,7 @@ from runtime.core.lighting import sh_light_path as light_sequence
 from ..checkpoint import load_checkpoint, update_metadata
 from ..metrics import image_metrics
 from ..models.sh import sh_shading
-from ..plots import _pyplot, save_loss_curve, to_display
+from ..plots import save_image_grid, save_loss_curve, to_display
 from .data import to_tensors
 
 __all__ = ["SFSNET_CURVES", "angular_error_deg", "decomposition_metrics", "evaluate", "evaluate_relight_edge",
@@ -107,7 +107,9 @@ def evaluate_relight_edge(chain, arrays: dict[str, np.ndarray], batch_size: int 
     chain's own path (sRGB in and out, the background relit too) against the SH rendering and the full
     rendering of that light (PSNR in linear RGB, like ``decomposition_metrics``)."""
     from ..relight.model import linear_to_srgb, srgb_to_linear
+    from .realeval import Relighter
 
+    relighter = Relighter(chain)
     tensors = to_tensors(arrays)
     n = len(tensors["image"])
     totals: dict[str, float] = {}
@@ -115,11 +117,7 @@ def evaluate_relight_edge(chain, arrays: dict[str, np.ndarray], batch_size: int 
         batch = {k: v[i : i + batch_size] for k, v in tensors.items()}
         count = len(batch["image"])
         srgb = linear_to_srgb(batch["image"])
-        h, w = srgb.shape[-2:]
-        scale = chain.config.scale
-        low_normals = chain.decompose(srgb)["normals"]
-        normals = F.normalize(F.interpolate(low_normals, scale_factor=scale, mode="bilinear",
-                                            align_corners=False)[..., :h, :w], dim=1)
+        normals = relighter.decompose(srgb)["normals"]
         relit, _ = chain(srgb, batch["relit_sh"], torch.ones(count, 1), torch.zeros(count, 28))
         relit = srgb_to_linear(relit)
         values = {"normal_deg": float(angular_error_deg(normals, batch["normals"], batch.get("mask"))),
@@ -132,7 +130,6 @@ def evaluate_relight_edge(chain, arrays: dict[str, np.ndarray], batch_size: int 
 
 
 def save_test_grid(path: Path, first: dict, rows: int = 4, title: str = "") -> Path:
-    plt = _pyplot()
     hwc = lambda t: t.detach().float().cpu().numpy().transpose(1, 2, 0)  # noqa: E731
     columns = [("input", lambda i: to_display(hwc(first["image"][i]))),
                ("normals", lambda i: (hwc(first["pred_normals"][i]) + 1) / 2),
@@ -144,22 +141,8 @@ def save_test_grid(path: Path, first: dict, rows: int = 4, title: str = "") -> P
     if "pred_relit" in first:
         columns += [("relit", lambda i: to_display(hwc(first["pred_relit"][i]))),
                     ("true relit", lambda i: to_display(hwc(first["relit_image"][i])))]
-    rows = min(rows, len(first["image"]))
-    fig, axes = plt.subplots(rows, len(columns), figsize=(1.9 * len(columns), 2.0 * rows + 0.4), squeeze=False)
-    for r in range(rows):
-        for c, (name, panel) in enumerate(columns):
-            ax = axes[r][c]
-            ax.imshow(np.clip(panel(r), 0, 1))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(name, fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
+    grid = [[panel(r) for _, panel in columns] for r in range(min(rows, len(first["image"])))]
+    save_image_grid(path, grid, [name for name, _ in columns], title)
     return path
 
 

@@ -39,7 +39,7 @@ from ..models.sh import sh_shading
 from ..relight.model import linear_to_srgb as _linear_to_srgb
 from ..relight.model import srgb_to_linear as _srgb_to_linear
 
-__all__ = ["RealFace", "find_faces", "evaluate_real", "save_real_strip", "STRIP_LIGHTS"]
+__all__ = ["RealFace", "Relighter", "find_faces", "evaluate_real", "save_real_strip", "STRIP_LIGHTS"]
 
 log = logging.getLogger("train.sfsnet")
 
@@ -96,14 +96,17 @@ def find_faces(images: list[tuple[str, np.ndarray]], max_side: int = 640) -> lis
     return faces
 
 
-class _Relighter:
-    """The two kinds of model behind one interface: decompose a photograph, relight it."""
+class Relighter:
+    """The two kinds of model behind one interface: decompose a photograph, relight it.
+
+    Raises UserError for a relighting chain other than ``relight_edge`` (its sfsnet checkpoint is what to score).
+    """
 
     def __init__(self, model) -> None:
         self.model = model.eval()
         self.chain = getattr(model, "family", "") == "relight"
         if self.chain and not hasattr(model.config, "scale"):
-            raise UserError(f"real-eval takes an sfsnet checkpoint or a relight_edge chain; got a "
+            raise UserError(f"this takes an sfsnet checkpoint or a relight_edge chain; got a "
                             f"{model.config.light}-light chain (evaluate its sfsnet checkpoint instead)")
         self.sfsnet = model.sfsnet if self.chain else model
 
@@ -115,8 +118,11 @@ class _Relighter:
             scale = int(self.model.config.scale)
             h, w = srgb.shape[-2:]
             parts = self.model.decompose(srgb)
-            up = lambda t: F.interpolate(t, scale_factor=scale, mode="bilinear", align_corners=False)[..., :h, :w]  # noqa: E731
-            out = {"normals": F.normalize(up(parts["normals"]), dim=1), "albedo": up(parts["albedo"]), "sh": parts["sh"]}
+            def up(t: torch.Tensor) -> torch.Tensor:
+                return F.interpolate(t, scale_factor=scale, mode="bilinear", align_corners=False)[..., :h, :w]
+
+            out = {"normals": F.normalize(up(parts["normals"]), dim=1), "albedo": up(parts["albedo"]),
+                   "sh": parts["sh"]}
             if "mask" in parts:
                 out["mask"] = up(parts["mask"])
         else:
@@ -126,13 +132,16 @@ class _Relighter:
         return out
 
     @torch.no_grad()
-    def relight(self, srgb: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
-        """The photograph (sRGB, N x 3 x H x W) under the SH light ``sh`` (N, 27), sRGB."""
+    def relight(self, srgb: torch.Tensor, sh: torch.Tensor,
+                parts: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """The photograph (sRGB, N x 3 x H x W) under the SH light ``sh`` (N, 27), sRGB. An sfsnet reuses
+        ``parts`` (this photograph's ``decompose``) when given; a chain always runs its own forward pass, the
+        path the runtime runs."""
         if self.chain:
             n = srgb.shape[0]
             relit, _ = self.model(srgb, sh, torch.ones(n, 1), torch.zeros(n, 28))
             return relit
-        parts = self.sfsnet.decompose(_srgb_to_linear(srgb))
+        parts = parts or self.decompose(srgb)
         return _linear_to_srgb(parts["albedo"] * sh_shading(parts["normals"], sh))
 
 
@@ -152,7 +161,7 @@ def _halves(luma: torch.Tensor, mask: np.ndarray, centre_x: float) -> float:
 
 def evaluate_real(model, faces: list[RealFace]) -> tuple[dict, list[dict], list[dict]]:
     """Mean figures over the faces, and each face's own (see the module docstring), plus the strips' panels."""
-    relighter = _Relighter(model)
+    relighter = Relighter(model)
     rows, panels = [], []
     for face in faces:
         srgb = torch.from_numpy(np.ascontiguousarray(face.image.transpose(2, 0, 1)))[None]
@@ -164,12 +173,12 @@ def evaluate_real(model, faces: list[RealFace]) -> tuple[dict, list[dict], list[
         row = {"name": face.name, "face_pixels": int(face.mask.sum()),
                "normal_deg": float(torch.rad2deg(torch.acos(cos[covered])).mean()),
                "flat_normal_deg": float(torch.rad2deg(torch.acos(flat_cos[covered])).mean())}
-        relit = {name: relighter.relight(srgb, torch.from_numpy(sh_preset(name))[None]) for name in STRIP_LIGHTS}
+        relit = {name: relighter.relight(srgb, torch.from_numpy(sh_preset(name))[None], parts) for name in STRIP_LIGHTS}
         ratio = {name: _halves((_srgb_to_linear(relit[name]) * _LUMA).sum(1, keepdim=True), face.mask, face.centre_x)
                  for name in ("left", "right")}
         row.update(left_right_under_left=ratio["left"], left_right_under_right=ratio["right"],
                    flip=ratio["left"] / max(ratio["right"], 1e-6))
-        row["recon_psnr"] = _psnr(relighter.relight(srgb, parts["sh"]), srgb)
+        row["recon_psnr"] = _psnr(relighter.relight(srgb, parts["sh"], parts), srgb)
         row["decomposition_psnr"] = _psnr(parts["reconstruction"], srgb)
         if "mask" in parts and face.person is not None:
             predicted, reference = parts["mask"][0, 0].numpy() > 0.5, face.person > 0.5
@@ -184,38 +193,21 @@ def evaluate_real(model, faces: list[RealFace]) -> tuple[dict, list[dict], list[
 
 
 def save_real_strip(path: Path, panels: list[dict], title: str = "") -> Path:
-    """One row per face: input, predicted normals, mesh normals, albedo, then the relit photographs."""
-    from runtime.core.io import atomic_path
+    """One row per face, cropped around it: input, predicted normals, mesh normals, albedo, then the relit
+    photographs."""
+    from ..plots import save_image_grid
 
-    from ..plots import _pyplot
-
-    plt = _pyplot()
-    names = ["input", "normals", "mesh normals", "albedo", *(f"relit: {n}" for n in STRIP_LIGHTS)]
-    fig, axes = plt.subplots(len(panels), len(names), figsize=(1.9 * len(names), 2.0 * len(panels) + 0.5),
-                             squeeze=False)
-    for r, panel in enumerate(panels):
+    rows = []
+    for panel in panels:
         face, parts = panel["face"], panel["parts"]
         ys, xs = np.nonzero(face.mask)
         cy, cx = (ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2
         half = 0.8 * max(ys.max() - ys.min(), xs.max() - xs.min())
-        y0, x0 = max(0, int(cy - half)), max(0, int(cx - half))
-        y1, x1 = int(cy + half) + 1, int(cx + half) + 1
-        hwc = lambda t: t[0].detach().float().numpy().transpose(1, 2, 0)[y0:y1, x0:x1]  # noqa: E731
-        mesh = np.where(face.mask[..., None], (face.normals + 1) / 2, 0.0)[y0:y1, x0:x1]
-        albedo = _linear_to_srgb(parts["albedo"])
-        tiles = [face.image[y0:y1, x0:x1], (hwc(parts["normals"]) + 1) / 2, mesh, hwc(albedo),
-                 *(hwc(panel["relit"][n]) for n in STRIP_LIGHTS)]
-        for c, tile in enumerate(tiles):
-            ax = axes[r][c]
-            ax.imshow(np.clip(tile, 0, 1))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(names[c], fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    return path
+        box = (slice(max(0, int(cy - half)), int(cy + half) + 1), slice(max(0, int(cx - half)), int(cx + half) + 1))
+        hwc = [t[0].detach().float().numpy().transpose(1, 2, 0)[box]
+               for t in (parts["normals"], _linear_to_srgb(parts["albedo"]),
+                         *(panel["relit"][n] for n in STRIP_LIGHTS))]
+        mesh = np.where(face.mask[..., None], (face.normals + 1) / 2, 0.0)
+        rows.append([face.image[box], (hwc[0] + 1) / 2, mesh[box], *hwc[1:]])
+    names = ["input", "normals", "mesh normals", "albedo", *(f"relit: {n}" for n in STRIP_LIGHTS)]
+    return save_image_grid(path, rows, names, title)
