@@ -24,6 +24,8 @@ from runtime.video import open_sink, open_source
 from train.checkpoint import save_checkpoint
 from train.models import create_model
 
+from .clips import read_frames
+
 pytest.importorskip("onnxruntime")
 
 SIZE = (72, 128)  # frames of the test clips (H, W)
@@ -72,23 +74,13 @@ def clip(tmp_path_factory) -> Path:
     return path
 
 
-def _frames(path: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return frames
-        frames.append(frame)
-
-
 def test_enhance_end_to_end_on_onnxruntime(lowlight, clip, tmp_path, capsys):
     out, stats = tmp_path / "enhanced.avi", tmp_path / "stats.json"
     assert main(["enhance", "--model", str(lowlight), "--input", str(clip), "--output", str(out),
                  "--stats", str(stats), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "lowlight_edgetest_v1 on onnxruntime (cpu)" in printed and "infer" in printed and "p99" in printed
-    source, result = _frames(clip), _frames(out)
+    source, result = read_frames(clip), read_frames(out)
     assert len(result) == len(source) == 24 and result[0].shape == source[0].shape
     assert np.mean(result) > np.mean(source) + 20  # the model brightens; the video shows it
     # Frame by frame, the video holds what the runner computes (up to the codec).
@@ -100,7 +92,7 @@ def test_enhance_end_to_end_on_onnxruntime(lowlight, clip, tmp_path, capsys):
 
 
 def test_pytorch_reference_and_onnxruntime_agree_frame_at_a_time(lowlight, clip):
-    frame = _frames(clip)[3]
+    frame = read_frames(clip)[3]
     with load(lowlight / "model.onnx") as ort_runner, load(lowlight.parent) as torch_runner:
         assert (ort_runner.backend, torch_runner.backend) == ("onnxruntime", "torch")
         a = Pipeline(ort_runner, EnhanceTask()).process(frame)
@@ -134,7 +126,7 @@ class _Identity(Runner):
 
 
 def test_frames_outside_an_engine_profile_are_fitted_into_it_and_back(clip, caplog):
-    frame = _frames(clip)[0]  # 72x128: larger than the profile
+    frame = read_frames(clip)[0]  # 72x128: larger than the profile
     pipeline = Pipeline(_Identity(), EnhanceTask())
     out = [pipeline.process(frame) for _ in range(3)]
     assert out[0].shape == frame.shape
@@ -173,7 +165,7 @@ def test_a_live_source_keeps_the_newest_frame_and_counts_drops(lowlight, clip, t
         summary = Pipeline(runner, EnhanceTask(), source, sink).run()
     sink.close()
     assert summary["dropped"] > 0 and summary["frames"] + summary["dropped"] <= 24
-    assert len(_frames(tmp_path / "live.avi")) == summary["frames"]
+    assert len(read_frames(tmp_path / "live.avi")) == summary["frames"]
 
 
 def test_a_truncated_video_stops_at_the_damage_and_keeps_what_was_written(lowlight, clip, tmp_path):
@@ -183,7 +175,7 @@ def test_a_truncated_video_stops_at_the_damage_and_keeps_what_was_written(lowlig
     proc = subprocess.run([sys.executable, "-m", "runtime", "enhance", "--model", str(lowlight), "--input",
                            str(broken), "--output", str(out), "--quiet"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "stopped" in proc.stderr
-    assert 0 < len(_frames(out)) < 24
+    assert 0 < len(read_frames(out)) < 24
 
 
 @pytest.mark.parametrize("case", ["wrong-task", "missing-input", "not-a-video", "missing-model", "no-sidecar",
@@ -227,20 +219,20 @@ def test_relight_chain_follows_a_light_path(tmp_path, clip):
     out = tmp_path / "relit.avi"
     assert main(["relight", "--model", str(export), "--input", str(clip), "--output", str(out),
                  "--light-path", "orbit", "--period", "8", "--quiet"]) == 0
-    frames = _frames(out)
+    frames = read_frames(out)
     assert len(frames) == 24 and frames[0].shape == (*SIZE, 3)
     with load(export / "model.onnx") as runner:
         # The light moves: the same input frame relit at two points of the orbit differs.
         task = RelightTask(lights=np.array([[1.0, 0.0, 2.6], [-1.0, 0.0, 2.6]], np.float32))
         task.check(runner)
         pipeline = Pipeline(runner, task)
-        first, second = pipeline.process(_frames(clip)[0], 0), pipeline.process(_frames(clip)[0], 1)
+        first, second = pipeline.process(read_frames(clip)[0], 0), pipeline.process(read_frames(clip)[0], 1)
         assert np.abs(first.astype(int) - second).max() >= 5  # an untrained chain: small, but there
         task = RelightTask(lights=np.array([[0.5, -0.3, 2.6]], np.float32))
         task.check(runner)
         with pytest.raises(TaskError, match="point"):
             RelightTask(lights=np.zeros((1, 27), np.float32)).check(runner)
-        assert Pipeline(runner, task).process(_frames(clip)[0]).shape == (*SIZE, 3)
+        assert Pipeline(runner, task).process(read_frames(clip)[0]).shape == (*SIZE, 3)
     with pytest.raises(TaskError, match="'relight' model"):
         Pipeline(load(export / "model.onnx"), EnhanceTask())
 
@@ -254,7 +246,7 @@ def test_ibr_renders_the_exported_scene_along_a_path(tmp_path):
     out = tmp_path / "scene.avi"
     assert main(["ibr", "--model", str(export), "--light-path", "sweep", "--frames", "6", "--output", str(out),
                  "--quiet"]) == 0
-    frames = _frames(out)
+    frames = read_frames(out)
     assert len(frames) == 6 and frames[0].shape == (40, 48, 3)
 
 
@@ -291,7 +283,7 @@ def test_denoise_option_steadies_the_output(lowlight, clip, tmp_path):
     def unsteadiness(frames):
         return np.mean([np.abs(b.astype(float) - a).mean() for a, b in zip(frames, frames[1:])])
 
-    assert unsteadiness(_frames(steady)) < 0.9 * unsteadiness(_frames(plain))
+    assert unsteadiness(read_frames(steady)) < 0.9 * unsteadiness(read_frames(plain))
     proc = subprocess.run([sys.executable, "-m", "runtime", "enhance", "--model", str(lowlight), "--input", str(clip),
                            "--output", str(tmp_path / "x.avi"), "--denoise", "1"], capture_output=True, text=True)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "--denoise" in proc.stderr
@@ -301,7 +293,7 @@ def test_output_size_option_resizes_the_written_video(lowlight, clip, tmp_path):
     out = tmp_path / "small.avi"
     assert main(["enhance", "--model", str(lowlight), "--input", str(clip), "--output", str(out),
                  "--output-size", "36x64", "--max-frames", "5", "--quiet"]) == 0
-    frames = _frames(out)
+    frames = read_frames(out)
     assert len(frames) == 5 and frames[0].shape == (36, 64, 3)
 
 
@@ -329,7 +321,7 @@ def test_a_failing_output_stops_even_an_endless_live_source(lowlight, clip):
         live, dropped, error, fps, frame_count, name = True, 0, None, 24.0, None, "endless"
 
         def __init__(self):
-            self.image, self.index = _frames(clip)[0], 0
+            self.image, self.index = read_frames(clip)[0], 0
 
         def start(self):
             return self

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -19,6 +18,8 @@ from runtime.democlip import make_demo_clip
 from runtime.tasks import RelightTask
 from train.checkpoint import save_checkpoint
 from train.models import create_model
+
+from .clips import read_frames
 
 pytest.importorskip("onnxruntime")
 
@@ -43,28 +44,18 @@ def faces(tmp_path_factory) -> Path:
     return make_demo_clip(tmp_path_factory.mktemp("clip") / "faces.avi", kind="faces", frames=6, size=SIZE)
 
 
-def _frames(path: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return frames
-        frames.append(frame)
-
-
 def test_relight_edge_relights_a_clip_with_a_named_sh_light(edge, faces, tmp_path):
     out = tmp_path / "relit.avi"
     assert main(["relight", "--model", str(edge), "--input", str(faces), "--output", str(out), "--sh", "left",
                  "--background", "keep", "--denoise", "0.5", "--quiet"]) == 0
-    inputs, outputs = _frames(faces), _frames(out)
+    inputs, outputs = read_frames(faces), read_frames(out)
     assert len(outputs) == len(inputs) == 6 and outputs[0].shape == (*SIZE, 3)
     for a, b in zip(inputs, outputs):
         assert np.abs(a.astype(int) - b).mean() > 2.0  # relit, not passed through
 
 
 def test_relight_task_feeds_the_background_and_keeps_the_light_history(edge, faces):
-    frame = _frames(faces)[0]
+    frame = read_frames(faces)[0]
     with load(edge / "model.onnx", threads=1) as runner:
         task = RelightTask(lights=sh_preset("left")[None], background="relit", light_smoothing=0.7)
         task.check(runner)
