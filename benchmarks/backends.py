@@ -39,8 +39,9 @@ class Row:
         name: the ``--backends`` value (``ort-cuda-fp16``).
         label: the table's wording.
         backend: the runtime backend that runs it (``onnxruntime``).
-        precision: ``fp32`` or ``fp16``.
-        artefact: what it loads: ``checkpoint``, ``onnx``, ``onnx_fp16`` or ``engine``.
+        precision: ``fp32``, ``fp16`` or ``int8``.
+        artefact: what it loads: ``checkpoint``, ``onnx``, ``onnx_fp16``, ``onnx_int8`` or ``engine`` (built
+            from the FP16 ONNX file, or for ``int8`` from a symmetric INT8 Q/DQ file).
         device: ``cpu``, ``cuda`` or ``auto`` (the reference runs where PyTorch finds a GPU).
         options: runner options (``runtime.backends.OPTIONS``) besides ``threads``.
         provider: the ONNX Runtime execution provider it needs, if any.
@@ -73,12 +74,28 @@ class Row:
         backend = get_backend(self.backend)
         options = {**self.options, "threads": threads if "threads" in backend.options else None}
         if self.artefact == "engine":
-            return backend.create(_engine(prepared, shapes, cache), **options)
+            return backend.create(_engine(prepared, shapes, cache, self.precision), **options)
         return backend.create(getattr(prepared, self.artefact), **options)
 
 
-def _engine(prepared, shapes: list[tuple[int, int]], cache: Path) -> Path:
-    """Build (or reuse) an FP16 engine whose profile covers ``shapes``, with its sidecar; return its path."""
+def _symmetric_qdq(prepared) -> Path:
+    """The INT8 Q/DQ file TensorRT builds from (symmetric INT8 activations), made once next to the FP32 file."""
+    from export.int8 import calibration_feeds, quantize_int8
+    from runtime.core.io import write_json
+    from runtime.core.sidecar import file_sha256, read_sidecar, sidecar_path
+
+    path = prepared.onnx.with_name("model.int8.qdq.onnx")
+    if not path.is_file():
+        feeds, _ = calibration_feeds(prepared.meta, 32)
+        quantize_int8(prepared.onnx, path, feeds, symmetric=True)
+        sidecar = read_sidecar(prepared.onnx).replace(artefact=path.name, precision="int8", sha256=file_sha256(path),
+                                                      size_bytes=path.stat().st_size)
+        write_json(sidecar_path(path), sidecar.to_dict())
+    return path
+
+
+def _engine(prepared, shapes: list[tuple[int, int]], cache: Path, precision: str = "fp16") -> Path:
+    """Build (or reuse) an FP16 or INT8 engine whose profile covers ``shapes``, with its sidecar; return its path."""
     from export.engine import Profile, build_engine
     from runtime.core.io import write_json
     from runtime.core.sidecar import file_sha256, make_profile, read_sidecar, sidecar_path
@@ -86,11 +103,12 @@ def _engine(prepared, shapes: list[tuple[int, int]], cache: Path) -> Path:
     high = (max(h for h, _ in shapes), max(w for _, w in shapes))
     low = (min(h for h, _ in shapes), min(w for _, w in shapes))
     profile = make_profile(prepared.contract, low, high, high, 1)
-    plan = prepared.onnx_fp16.with_name(f"model.fp16.{high[0]}x{high[1]}.engine")
-    build = build_engine(prepared.onnx_fp16, plan, Profile({n: (p.min, p.opt, p.max) for n, p in profile.items()}),
+    source = _symmetric_qdq(prepared) if precision == "int8" else prepared.onnx_fp16
+    plan = source.with_name(f"model.{precision}.{high[0]}x{high[1]}.engine")
+    build = build_engine(source, plan, Profile({n: (p.min, p.opt, p.max) for n, p in profile.items()}),
                          cache_dir=cache / "engines", timing_cache=cache / "timing.cache", progress=False,
                          log=lambda s: None)
-    sidecar = read_sidecar(prepared.onnx_fp16).replace(
+    sidecar = read_sidecar(source).replace(
         artefact=plan.name, kind="engine", profile=profile, sha256=file_sha256(plan), size_bytes=plan.stat().st_size,
         tensorrt={"version": build.trt_version, "compute_capability": build.compute_capability,
                   "cache_key": build.cache_key})
@@ -105,6 +123,7 @@ BACKENDS = (
         {"device": "cuda", "fp16": True, "cuda_graphs": True}),
     Row("ort-cpu", "ONNX Runtime CPU FP32", "onnxruntime", "fp32", "onnx", "cpu", {"device": "cpu"}),
     Row("ort-cpu-fp16", "ONNX Runtime CPU FP16", "onnxruntime", "fp16", "onnx_fp16", "cpu", {"device": "cpu"}),
+    Row("ort-cpu-int8", "ONNX Runtime CPU INT8 (Q/DQ)", "onnxruntime", "int8", "onnx_int8", "cpu", {"device": "cpu"}),
     Row("ort-cuda", "ONNX Runtime CUDA FP32", "onnxruntime", "fp32", "onnx", "cuda", {"providers": ("cuda",)},
         "CUDAExecutionProvider"),
     Row("ort-cuda-fp16", "ONNX Runtime CUDA FP16", "onnxruntime", "fp16", "onnx_fp16", "cuda", {"providers": ("cuda",)},
@@ -112,6 +131,7 @@ BACKENDS = (
     Row("ort-tensorrt", "ONNX Runtime TensorRT EP FP16", "onnxruntime", "fp16", "onnx_fp16", "cuda",
         {"providers": ("tensorrt",)}, "TensorrtExecutionProvider"),
     Row("tensorrt", "TensorRT engine FP16", "tensorrt", "fp16", "engine", "cuda"),
+    Row("tensorrt-int8", "TensorRT engine INT8 (Q/DQ, strongly typed)", "tensorrt", "int8", "engine", "cuda"),
 )
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.core.cli import ArgumentParser, bounded_int, thread_count
+from runtime.core.cli import ArgumentParser, bounded_float, bounded_int, thread_count
 from runtime.core.sidecar import MAX_SIDE
 
 from .backends import BACKENDS, backend_names
@@ -69,11 +69,19 @@ def build_parser() -> ArgumentParser:
                         "listed with the reason)")
     p.add_argument("--resolutions", type=_resolutions, default=["360p"], metavar="LIST",
                    help="360p, 720p, 1080p or HxW, comma-separated (default: 360p)")
-    p.add_argument("--precisions", type=_list, default=["fp32", "fp16"], metavar="LIST", help="fp32, fp16")
+    p.add_argument("--precisions", type=_list, default=["fp32", "fp16", "int8"], metavar="LIST",
+                   help="fp32, fp16, int8 (default: all three; INT8 rows run python -m export --int8's file, "
+                        "calibrated on the family's generated inputs)")
     p.add_argument("--warmup", type=bounded_int(0, 1_000_000), default=3, help="untimed runs before timing")
     p.add_argument("--iters", type=bounded_int(1, 1_000_000), default=20, help="timed runs per row")
     p.add_argument("--e2e-frames", type=bounded_int(0, 1_000_000), default=60,
                    help="frames of the generated clip for end-to-end rows (0: none)")
+    p.add_argument("--live-seconds", type=bounded_float(0.0, 3600.0), default=5.0,
+                   help="per end-to-end row, also run the pipeline on a live H.264 stream on loopback (UDP, "
+                        f"{_LIVE_FPS:g} FPS in real time, the row's size) for this long and report capture-to-output "
+                        "latency p50/p95/p99, dropped frames and output FPS (python -m benchmarks.live); 0: off. "
+                        "5 s counts 150 frames (p99 is then the second worst) and adds about 8 s per row; give "
+                        "more for steadier tails")
     p.add_argument("--threads", type=thread_count, help="CPU threads for PyTorch and ONNX Runtime (default: all)")
     p.add_argument("--out", default="benchmarks/out", metavar="DIR", help="where results.json/.md/latency.png go")
     p.add_argument("--cache", metavar="DIR", help="exported models and engines (default: ~/.cache/edgelight/bench)")
@@ -91,7 +99,7 @@ def environment(threads: int | None) -> dict:
     except ImportError:
         onnxruntime = None
 
-    from .model_cost import cpu_name
+    from runtime.core.host import cpu_name
 
     if threads:
         torch.set_num_threads(threads)
@@ -203,11 +211,17 @@ def _artefact_size(runner) -> int | None:
     return Path(path).stat().st_size if path and Path(path).is_file() else None
 
 
-def _e2e(runner, size: tuple[int, int], frames: int, clips: Path) -> dict | None:
+_LIVE_FPS = 30.0
+"""Frame rate of the live stream of end-to-end rows (``--live-seconds``)."""
+
+
+def _e2e(runner, size: tuple[int, int], frames: int, clips: Path, live_seconds: float = 0.0) -> dict | None:
     """The runtime pipeline on a generated clip (decode, fit, infer, encode to MP4): FPS and stage stats.
 
     The model's task (from its sidecar) says which clip it takes; tasks without one (``ibr``) and
-    families no task drives have no end-to-end row.
+    families no task drives have no end-to-end row. With ``live_seconds``, the summary's ``live`` holds
+    :func:`benchmarks.live.live_latency` on a live loopback stream of the clip's frames (or ``{"error": ...}``
+    when it could not run: the row keeps its file figures).
     """
     from runtime import Pipeline
     from runtime.democlip import make_demo_clip
@@ -227,7 +241,33 @@ def _e2e(runner, size: tuple[int, int], frames: int, clips: Path) -> dict | None
         pipeline = Pipeline(runner, task, source, sink)
         summary = pipeline.run()
         sink.close()
+    if live_seconds > 0:
+        summary["live"] = _live(runner, kind, size, clip, live_seconds)
     return summary
+
+
+def _live(runner, kind, size: tuple[int, int], clip: Path, seconds: float) -> dict:
+    """Live latency on a loopback stream of ``clip``'s first frames, or ``{"error": ...}``."""
+    from runtime.video import open_source
+
+    from .live import live_latency
+
+    try:
+        with open_source(clip) as source:
+            # A third of a second of content, looped: its frames count towards the row's peak memory.
+            frames = [frame.image for _, frame in zip(range(round(_LIVE_FPS / 3)), source)]
+        task = kind.for_benchmark(runner, round(seconds * _LIVE_FPS))
+        return live_latency(runner, task, size, seconds, _LIVE_FPS, frames=frames)
+    except Exception as exc:  # the file figures of the row stand without it
+        return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+
+
+def _live_fields(live: dict | None) -> dict:
+    """The ``live_*`` fields of an end-to-end row (None when not measured or when it failed)."""
+    live = live or {}
+    return {"live_p50_ms": live.get("p50_ms"), "live_p95_ms": live.get("p95_ms"), "live_p99_ms": live.get("p99_ms"),
+            "live_dropped": live.get("dropped"), "live_sent": live.get("sent"), "live_fps": live.get("output_fps"),
+            "live_queue_grew": live.get("queue_grew"), "live_error": live.get("error")}
 
 
 def _floor(model, size: tuple[int, int], precision: str, peaks: dict | None) -> dict | None:
@@ -260,22 +300,27 @@ def run_benchmarks(args) -> dict:
     unknown = sorted(set(args.backends) - set(backend_names()))
     if unknown:
         raise ValueError(f"unknown backends {unknown}; choose from {backend_names()}")
-    if bad := sorted(set(args.precisions) - {"fp32", "fp16"}):
-        raise ValueError(f"unknown precisions {bad}; choose from fp32, fp16")
+    if bad := sorted(set(args.precisions) - {"fp32", "fp16", "int8"}):
+        raise ValueError(f"unknown precisions {bad}; choose from fp32, fp16, int8")
     unavailable = [{"backend": b.name, "label": b.label, "reason": r} for b in chosen if (r := b.unavailable())]
     runnable = [b for b in chosen if not b.unavailable()]
     device_peaks = gpu_peaks(env["gpu"]["name"]) if env["gpu"] else None
     host_peaks = cpu_peaks()
     rows, e2e, errors = [], [], []
     for spec in args.models:
-        prepared = prepare(spec, cache)
+        prepared = prepare(spec, cache, int8=any(b.precision == "int8" for b in runnable))
         model, meta = load_checkpoint(prepared.checkpoint)
+        if prepared.onnx_int8 is None and prepared.int8_note:
+            unavailable += [{"backend": b.name, "label": b.label, "reason": f"{meta['name']}: {prepared.int8_note}"}
+                            for b in runnable if b.artefact == "onnx_int8"]
         reference_runner = TorchRunner(prepared.checkpoint, device="cpu", channels_last=False).activate()
         for size in sizes:
             feeds = sample_inputs(meta, 1, *size, seed=0)
             reference = reference_runner.infer(feeds)
             reference_p50 = None
             for backend in runnable:
+                if backend.artefact == "onnx_int8" and prepared.onnx_int8 is None:
+                    continue
                 print(f"  {meta['name']} {size[0]}x{size[1]} {backend.name} ...", file=sys.stderr, flush=True)
                 try:
                     if backend.device == "cuda" or (backend.device == "auto" and env["gpu"]):
@@ -287,7 +332,7 @@ def run_benchmarks(args) -> dict:
                     with _PeakRSS() as rss, runner:
                         times = _time(runner, feeds, args.warmup, args.iters)
                         outputs = runner.infer(feeds)
-                        summary = _e2e(runner, size, args.e2e_frames, cache / "clips") \
+                        summary = _e2e(runner, size, args.e2e_frames, cache / "clips", args.live_seconds) \
                             if args.e2e_frames else None
                 except Exception as exc:  # one failing row must not lose the others
                     errors.append({"model": meta["name"], "backend": backend.name, "resolution": list(size),
@@ -319,7 +364,8 @@ def run_benchmarks(args) -> dict:
                     e2e.append({"model": meta["name"], "backend": backend.name, "resolution": list(size),
                                 "frames": summary["frames"], "e2e_fps": summary["fps"], "infer_fps": row["fps"],
                                 "efficiency_pct": 100 * summary["fps"] / row["fps"],
-                                "stages": {k: v["p50_ms"] for k, v in summary["stages"].items()}})
+                                "stages": {k: v["p50_ms"] for k, v in summary["stages"].items()},
+                                **_live_fields(summary.get("live"))})
         reference_runner.deactivate()
     return {"command": " ".join(["python -m benchmarks", *sys.argv[1:]]), "environment": env,
             "peaks": {"cpu": host_peaks, "gpu": device_peaks}, "unavailable": unavailable, "errors": errors,

@@ -107,7 +107,7 @@ def _measure_cpu(seconds: float, threads: int) -> tuple:
     """Bandwidth and FP32 matmul rate, as a tuple of pairs (hashable, so callers cannot change the cache)."""
     import torch
 
-    from benchmarks.model_cost import cpu_name
+    from runtime.core.host import cpu_name
 
     bandwidth_gbs = _copy_gbs(seconds / 2)
     n = 2048

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from runtime.core.cli import ArgumentParser, bounded_int, image_size
+from runtime.core.host import cpu_name
 from train.models import create_model
 
 
@@ -76,17 +76,6 @@ def time_forward(model: nn.Module, inputs, warmup: int, iters: int) -> list[floa
             model(*inputs)
             times.append(time.perf_counter() - start)
     return times
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else the machine type."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv=None) -> int:

@@ -1,14 +1,16 @@
 """The models a benchmark runs: registry presets (seeded weights) or your own checkpoints, exported once.
 
-``prepare(spec, cache)`` returns a ``Prepared`` with the checkpoint, the FP32 and FP16 ONNX files
-(with sidecars, so ``runtime.load`` takes them) and the contract. Registry presets get weights from
-``torch.manual_seed(0)``: speed does not depend on training, and parity is measured on realistic
-inputs from the family's generator. Exports are cached by the checkpoint's content.
+``prepare(spec, cache)`` returns a ``Prepared`` with the checkpoint, the FP32, FP16 and (when asked)
+INT8 ONNX files (with sidecars, so ``runtime.load`` takes them) and the contract. Registry presets get
+weights from ``torch.manual_seed(0)``: speed does not depend on training, and parity is measured on
+realistic inputs from the family's generator. Exports are cached by the checkpoint's content and the
+source of the model's package (a preset whose code changed is made and exported again).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,9 @@ class Prepared:
     onnx: Path
     onnx_fp16: Path
     meta: dict
+    onnx_int8: Path | None = None
+    """None when the INT8 file failed its parity check (``int8_note`` says why) or was not asked for."""
+    int8_note: str = ""
 
     @property
     def contract(self) -> dict:
@@ -51,11 +56,24 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def prepare(spec: str, cache: Path, *, quiet: bool = True) -> Prepared:
+def _code_digest(meta: dict) -> str:
+    """A digest of the Python source of the model's family package (and the shared model code)."""
+    import train
+
+    root = Path(train.__file__).parent
+    digest = hashlib.sha256()
+    for folder in (root / meta["family"], root / "models"):
+        for path in sorted(folder.glob("*.py")):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
+
+
+def prepare(spec: str, cache: Path, *, quiet: bool = True, int8: bool = False) -> Prepared:
     """A registry name (``lowlight_edge``) or a checkpoint / run folder, exported to ONNX under ``cache``.
 
-    The export is ``python -m export --fp16 --no-engine`` with a profile covering every benchmark size,
-    cached by the checkpoint's content.
+    The export is ``python -m export --fp16 [--int8] --no-engine`` with a profile covering every benchmark
+    size, cached by the checkpoint's content and the model code. An INT8 file that fails its parity
+    check is left out (``Prepared.int8_note``), not an error: the FP32 and FP16 rows still run.
     """
     import torch
 
@@ -65,19 +83,28 @@ def prepare(spec: str, cache: Path, *, quiet: bool = True) -> Prepared:
 
     cache.mkdir(parents=True, exist_ok=True)
     if spec in list_models():
-        ckpt = cache / f"{spec}.ckpt"
+        ckpt = cache / f"{spec}-{_code_digest({'family': spec.partition('_')[0]})}.ckpt"
         if not ckpt.is_file():
             torch.manual_seed(0)
             save_checkpoint(ckpt, create_model(spec).eval())
     else:
         ckpt = checkpoint_path(spec)
     meta = read_checkpoint(ckpt)["edgelight"]
-    folder = cache / f"{meta['name']}-{_digest(ckpt)}"
-    onnx, half = folder / "model.onnx", folder / "model.fp16.onnx"
-    if not (onnx.is_file() and half.is_file()):
+    folder = cache / f"{meta['name']}-{_digest(ckpt)}-{_code_digest(meta)}"
+    onnx, half, q8 = folder / "model.onnx", folder / "model.fp16.onnx", folder / "model.int8.onnx"
+    report_path = folder / "export_report.json"
+    tried_int8 = report_path.is_file() and any(a["precision"] == "int8" for a in json.loads(
+        report_path.read_text())["artefacts"])
+    if not (onnx.is_file() and half.is_file()) or (int8 and not tried_int8):
         report = run_export(ExportOptions(
-            checkpoint=str(ckpt), out=str(folder), fp16=True, engine=False, min_shape=(16, 16),
-            opt_shape=(720, 1280), max_shape=(2160, 3840), max_batch=8, parity_shapes=((1, 64, 96),), quiet=quiet))
-        if not report["passed"]:
-            raise RuntimeError(f"{meta['name']}: export failed parity: {report['failed']} (see {folder})")
-    return Prepared(meta["name"], ckpt, onnx, half, meta)
+            checkpoint=str(ckpt), out=str(folder), fp16=True, int8=int8, engine=False, min_shape=(16, 16),
+            opt_shape=(720, 1280), max_shape=(2160, 3840), max_batch=8, parity_shapes=((1, 256, 256),),
+            quiet=quiet))
+        failed = [a for a in report["failed"] if a != "model.int8.onnx"]
+        if failed:
+            raise RuntimeError(f"{meta['name']}: export failed parity: {failed} (see {folder})")
+    note = ""
+    if int8 and not q8.is_file():
+        rows = json.loads(report_path.read_text())["artefacts"]
+        note = next((r["parity"] for r in rows if r["artefact"] == "model.int8.onnx"), "not exported")
+    return Prepared(meta["name"], ckpt, onnx, half, meta, q8 if int8 and q8.is_file() else None, note)

@@ -79,12 +79,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="where the memory run's frames go: an MP4 (FFmpeg's muxer keeps its index in memory "
                         "until the end) or nowhere (the pipeline alone)")
     p.add_argument("--threads", type=thread_count, default=None, help="ONNX Runtime / PyTorch threads")
+    from runtime.runners.onnxruntime import OPTIMIZATION, SPINNING
+
+    p.add_argument("--spinning", choices=SPINNING, help="ONNX Runtime CPU threads' spinning (default: the runner's)")
+    p.add_argument("--optimization", choices=OPTIMIZATION, help="ONNX Runtime graph optimisation level "
+                                                                "(default: the runner's)")
     args = p.parse_args(argv)
 
     from runtime import Pipeline, load
     from runtime.video import open_sink, open_source
 
-    runner = load(args.model, threads=args.threads).activate()
+    runner = load(args.model, threads=args.threads, spinning=args.spinning, optimization=args.optimization).activate()
     task = _task(args.task, runner)
     source = open_source(args.clip)
     frames = []

@@ -18,6 +18,17 @@ def _fmt(value, spec: str = ".1f", none: str = "-") -> str:
     return format(value, spec)
 
 
+def _live_text(e: dict) -> str:
+    """The live figures of an end-to-end row as a clause of the text table ('' when not measured)."""
+    if e.get("live_error"):
+        return f"; live: not measured ({e['live_error']})"
+    if e.get("live_p50_ms") is None:
+        return ""
+    return (f"; live stream: capture to output p50 {e['live_p50_ms']:.1f} / p95 {e['live_p95_ms']:.1f} / p99 "
+            f"{e['live_p99_ms']:.1f} ms, {e['live_dropped']} of {e['live_sent']} dropped, {e['live_fps']:.1f} FPS out"
+            + (", the queue grew" if e.get("live_queue_grew") else ""))
+
+
 def _rows(results: dict) -> list[tuple[str, ...]]:
     out = []
     for r in results["rows"]:
@@ -64,7 +75,7 @@ def table(results: dict) -> str:
     if results["e2e"]:
         text += ["", "end to end (runtime pipeline on a generated clip, encode to MP4):"]
         text += [f"  {e['model']} {e['backend']} {e['resolution'][0]}x{e['resolution'][1]}: {e['e2e_fps']:.1f} FPS "
-                 f"end to end vs {e['infer_fps']:.1f} inference only ({e['efficiency_pct']:.0f}%)"
+                 f"end to end vs {e['infer_fps']:.1f} inference only ({e['efficiency_pct']:.0f}%){_live_text(e)}"
                  for e in results["e2e"]]
     for u in results["unavailable"]:
         text.append(f"not available: {u['backend']} ({u['label']}): {u['reason']}")
@@ -85,11 +96,24 @@ def markdown(results: dict) -> str:
               "device's peak (% of floor = floor / measured)."]
     if results["e2e"]:
         lines += ["", "## End to end", "", "| model | backend | size | end-to-end FPS | inference-only FPS | "
-                  "efficiency | stage p50 ms |", "|---|---|---|---:|---:|---:|---|"]
+                  "efficiency | live p50 ms | live p95 ms | live p99 ms | live dropped | live FPS | stage p50 ms |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for e in results["e2e"]:
             stages = ", ".join(f"{k} {v:.1f}" for k, v in e["stages"].items())
+            sent = e.get("live_sent")
+            dropped = f"{e['live_dropped']} of {sent}" if e.get("live_dropped") is not None else "-"
             lines.append(f"| {e['model']} | {e['backend']} | {e['resolution'][0]}x{e['resolution'][1]} | "
-                         f"{e['e2e_fps']:.1f} | {e['infer_fps']:.1f} | {e['efficiency_pct']:.0f}% | {stages} |")
+                         f"{e['e2e_fps']:.1f} | {e['infer_fps']:.1f} | {e['efficiency_pct']:.0f}% | "
+                         + " | ".join(_fmt(e.get(f"live_{p}_ms")) for p in ("p50", "p95", "p99"))
+                         + f" | {dropped} | {_fmt(e.get('live_fps'))} | {stages} |")
+        lines += ["", "End-to-end FPS: a generated clip decoded, processed and encoded to MP4 as fast as it goes. "
+                  "Live: the same pipeline on a live H.264 stream on loopback (UDP) at its real frame rate; latency "
+                  "runs from the sender grabbing a frame (before encoding) to its result reaching the sink; dropped: "
+                  "frames sent and never output (the live source keeps only the newest frame)."]
+        failed = [e for e in results["e2e"] if e.get("live_error")]
+        if failed:
+            lines += [""] + [f"- live not measured for {e['model']} `{e['backend']}`: {e['live_error']}"
+                             for e in failed]
     if results["unavailable"]:
         lines += ["", "## Not available here", ""]
         lines += [f"- `{u['backend']}` ({u['label']}): {u['reason']}" for u in results["unavailable"]]

@@ -1,7 +1,8 @@
-"""``python -m export``: a checkpoint -> ONNX, FP16 ONNX and a TensorRT engine, each verified against PyTorch.
+"""``python -m export``: a checkpoint -> ONNX, FP16 and INT8 ONNX and TensorRT engines, each verified against PyTorch.
 
     python -m export runs/unet --fp16
     python -m export runs/lowlight/best.ckpt --fp16 --out exports/lowlight --triton-repo triton/
+    python -m export runs/lowlight --int8 --calib my_frames/ --calib-method percentile
     python -m export runs/relight_point.ckpt --fp16 --engine --opt-shape 720x1280 --max-shape 1088x1920
 
 Exit codes: 0 every artefact passed parity; 1 an artefact failed parity (the report says which
@@ -55,8 +56,9 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="python -m export",
         description="Export a checkpoint" + __doc__.split("``python -m export``: a checkpoint", 1)[1],
-        epilog="Artefacts (in --out): model.onnx, model.fp16.onnx, model.fp16.engine, each with a .json sidecar "
-               "(contract, precision, profile, parity), and export_report.json / export_report.md.")
+        epilog="Artefacts (in --out): model.onnx, model.fp16.onnx, model.int8.onnx, model.fp16.engine, "
+               "model.int8.engine (from model.int8.qdq.onnx), each with a .json sidecar (contract, precision, "
+               "profile, parity, CPU time), and export_report.json / export_report.md.")
     p.add_argument("checkpoint", help="an edgelight checkpoint (.ckpt) or a training run folder (uses its best.ckpt)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: an 'export' folder next to the checkpoint)")
     p.add_argument("--fp16", action="store_true",
@@ -65,8 +67,21 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--fp16-io", action="store_true",
                    help="FP16 inputs and outputs in the FP16 artefacts (default: FP32)")
     p.add_argument("--keep-fp32", type=_ops, default=(), metavar="OPS",
-                   help="more ONNX operator types or node names to keep in FP32, comma-separated (e.g. Mul,Add or "
-                        "node_conv2d_3 when parity shows an overflow)")
+                   help="more ONNX operator types or node names to keep in FP32 (FP16 and INT8 files), "
+                        "comma-separated (e.g. Mul,Add or node_conv2d_3 when parity shows an overflow or a loss)")
+    q = p.add_argument_group("INT8 (ONNX Runtime static quantization, Q/DQ; see export/int8.py for what is quantized)")
+    q.add_argument("--int8", action="store_true",
+                   help="also write model.int8.onnx: per-channel INT8 weights, UINT8 activations calibrated on "
+                        "realistic inputs; exp/log/pow, normalisation, reductions, resizing and shallow "
+                        "(depthwise) convolutions stay float. With TensorRT, also an INT8 engine (symmetric Q/DQ)")
+    q.add_argument("--calib", metavar="DIR",
+                   help="calibrate on the images and videos in DIR (frames of the camera or footage the model "
+                        "will see; default: the family's generated inputs, the ones parity uses)")
+    q.add_argument("--calib-count", type=bounded_int(1, 100_000), default=32, metavar="N",
+                   help="calibration samples (default: 32; at least 8)")
+    q.add_argument("--calib-method", choices=["minmax", "percentile", "entropy"], default="minmax",
+                   help="activation ranges: observed min/max, the 99.999th percentile, or least KL divergence "
+                        "(default: minmax)")
     p.add_argument("--opset", type=bounded_int(18, 100), default=18, metavar="N", help="ONNX opset (18 or newer)")
     shapes = p.add_argument_group("shapes (HxW; the ONNX files take any size from 16 to 8192)")
     shapes.add_argument("--min-shape", type=_shape, default=(256, 256), metavar="HxW",
@@ -83,6 +98,8 @@ def build_parser() -> ArgumentParser:
                         help="largest abs error of FP32 artefacts (scaled by the output's range when that exceeds 1)")
     parity.add_argument("--fp16-min-psnr", type=bounded_float(0.0, 200.0, low_open=True), default=45.0,
                         help="smallest PSNR in dB of FP16 artefacts against PyTorch FP32")
+    parity.add_argument("--int8-min-psnr", type=bounded_float(0.0, 200.0, low_open=True), default=35.0,
+                        help="smallest PSNR in dB of INT8 artefacts against PyTorch FP32")
     parity.add_argument("--threads", type=bounded_int(0, 1024), default=0, metavar="N",
                         help="ONNX Runtime CPU threads for the checks (0: all cores)")
     trt = p.add_argument_group("TensorRT (built when the tensorrt package and an NVIDIA GPU are present)")
@@ -127,9 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise _error(f"--opset {args.opset}: the exporter writes opsets 18 to {onnx.defs.onnx_opset_version()}")
     options = ExportOptions(
         checkpoint=args.checkpoint, out=args.out, fp16=args.fp16, fp16_io=args.fp16_io, keep_fp32=args.keep_fp32,
+        int8=args.int8, calib=args.calib, calib_count=args.calib_count, calib_method=args.calib_method,
         opset=args.opset, min_shape=args.min_shape, opt_shape=args.opt_shape, max_shape=args.max_shape,
         max_batch=args.max_batch, parity_shapes=args.parity_shapes,
-        thresholds=Thresholds(args.fp32_max_abs, args.fp16_min_psnr), engine=args.engine,
+        thresholds=Thresholds(args.fp32_max_abs, args.fp16_min_psnr, args.int8_min_psnr), engine=args.engine,
         workspace_gb=args.workspace, timing_cache=args.timing_cache, cache_dir=args.cache_dir,
         version_compatible=args.version_compatible, hardware_compatible=args.hardware_compatible,
         triton_repo=args.triton_repo, threads=args.threads, quiet=args.quiet)

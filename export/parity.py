@@ -27,6 +27,12 @@ class Thresholds:
     """Largest abs difference of an FP32 artefact from PyTorch (times the output's peak when it exceeds 1)."""
     fp16_min_psnr: float = 45.0
     """Smallest PSNR (dB) of an FP16 artefact against PyTorch FP32."""
+    int8_min_psnr: float = 35.0
+    """Smallest PSNR (dB) of an INT8 artefact against PyTorch FP32."""
+
+    def min_psnr(self, precision: str) -> float:
+        """The PSNR bound of a reduced-precision artefact (``fp16`` or ``int8``)."""
+        return self.int8_min_psnr if precision == "int8" else self.fp16_min_psnr
 
 
 @dataclass
@@ -66,7 +72,7 @@ def compare(artefact: str, precision: str, reference: dict[str, np.ndarray], can
 
     Args:
         artefact: a label for the report (``model.onnx``).
-        precision: ``fp32`` (judged by max abs error) or ``fp16`` (judged by PSNR).
+        precision: ``fp32`` (judged by max abs error), ``fp16`` or ``int8`` (judged by PSNR).
         reference, candidate: ``{output name: array}``.
         contract: the checkpoint's contract (gives each output's range).
     """
@@ -91,14 +97,14 @@ def compare(artefact: str, precision: str, reference: dict[str, np.ndarray], can
             reason = f"the PyTorch reference has {int(ref.size - np.isfinite(ref).sum())} NaN/Inf values"
         elif nonfinite:
             reason = f"{nonfinite} NaN/Inf values of {got.size}" + (
-                " (FP16 overflow: keep the overflowing operators or nodes in FP32 with --keep-fp32)"
-                if precision == "fp16" else "")
+                f" ({precision.upper()} overflow: keep the overflowing operators or nodes in FP32 with --keep-fp32)"
+                if precision in ("fp16", "int8") else "")
         elif precision == "fp32":
             bound = thresholds.fp32_max_abs * max(1.0, peak)
             if max_abs > bound:
                 reason = f"max abs error {max_abs:.3g} > {bound:.3g}"
-        elif psnr is not None and psnr < thresholds.fp16_min_psnr:
-            reason = f"PSNR {psnr:.1f} dB < {thresholds.fp16_min_psnr:g} dB (max abs error {max_abs:.3g})"
+        elif psnr is not None and psnr < thresholds.min_psnr(precision):
+            reason = f"PSNR {psnr:.1f} dB < {thresholds.min_psnr(precision):g} dB (max abs error {max_abs:.3g})"
         results.append(OutputParity(artefact, name, list(ref.shape), max_abs, psnr, peak, nonfinite, not reason,
                                     reason))
     return results

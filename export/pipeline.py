@@ -1,7 +1,7 @@
-"""The export run: checkpoint -> ONNX FP32 -> FP16 ONNX -> TensorRT engine, each checked against PyTorch.
+"""The export run: checkpoint -> ONNX FP32 -> FP16 ONNX -> INT8 ONNX -> TensorRT engines, each checked against PyTorch.
 
 Each step is a function of ``export`` that can be called alone (``export_onnx``, ``convert_fp16``,
-``engine.build_engine``); this module chains them, runs the parity checks, writes the sidecars and
+``quantize_int8``, ``engine.build_engine``); this module chains them, runs the parity checks, writes the sidecars and
 the report, and publishes only artefacts that passed. The whole set (models, sidecars, assets, report)
 is built in a recognisable staging folder beside ``--out`` and renamed into place in one step at the end
 (swapped with an earlier export there; files of the user's in ``--out`` are carried over), so model,
@@ -63,6 +63,11 @@ class ExportOptions:
     fp16: bool = False
     fp16_io: bool = False
     keep_fp32: tuple[str, ...] = ()
+    int8: bool = False
+    calib: str | None = None
+    """A folder of images or videos to calibrate INT8 on (None: the family's generated inputs)."""
+    calib_count: int = 32
+    calib_method: str = "minmax"
     opset: int = 18
     min_shape: tuple[int, int] = (256, 256)
     opt_shape: tuple[int, int] = (720, 1280)
@@ -93,6 +98,8 @@ class ExportOptions:
                                   f"(1..{self.max_batch} x {_hw(low)} .. {_hw(high)})")
         if self.fp16_io and not self.fp16:
             raise ExportError("--fp16-io needs --fp16")
+        if (self.calib is not None or self.calib_method != "minmax") and not self.int8:
+            raise ExportError("--calib and --calib-method need --int8")
         if self.engine is True and self.engine_unavailable():
             raise ExportError(f"--engine: {self.engine_unavailable()}")
 
@@ -193,10 +200,8 @@ def run_export(options: ExportOptions) -> dict:
     Raises:
         ExportError: bad input (checkpoint, shapes, output folder, --engine without TensorRT).
     """
-    from . import engine as trt_engine
     from .fp16 import convert_fp16, precision_summary
     from runtime.runners.onnxruntime import OnnxRuntimeRunner
-    from runtime.runners.tensorrt import TensorRTRunner
     from runtime.runners.torch import TorchRunner
     from train.families import get_family, sample_inputs
 
@@ -220,7 +225,7 @@ def run_export(options: ExportOptions) -> dict:
     reason = None if options.engine is False else options.engine_unavailable()
     if options.engine is False:
         reason = "--no-engine"
-    log = _Log(options.quiet, 3 + int(options.fp16) + int(reason is None))
+    log = _Log(options.quiet, 3 + int(options.fp16) + int(options.int8) + int(reason is None) * (1 + 2 * options.int8))
     stem = "model"
     contract = meta["contract"]
     ckpt_sha = file_sha256(ckpt)
@@ -231,11 +236,15 @@ def run_export(options: ExportOptions) -> dict:
     assets = get_family(meta["family"]).assets(meta, ckpt)
 
     def check(art: _Artefact, runner_class, **runner_options) -> list:
-        """Parity of a staged artefact, run by the runtime's own runner for it (as users will run it)."""
+        """Parity of a staged artefact, run by the runtime's own runner for it (as users will run it); an ONNX
+        artefact's CPU time on the last (largest) parity input is recorded for ``pick_file``'s choice."""
         with runner_class(art.path, _sidecar(art, meta, ckpt, ckpt_sha, options, profile, assets),
                           **runner_options) as runner:
-            return [r for f, ref in zip(feeds, references)
-                    for r in compare(art.label, art.precision, ref, runner.infer(f), contract, options.thresholds)]
+            parity = [r for f, ref in zip(feeds, references)
+                      for r in compare(art.label, art.precision, ref, runner.infer(f), contract, options.thresholds)]
+            if art.kind == "onnx" and runner.device == "cpu":
+                art.extra["cpu_time"] = _cpu_time(runner, feeds[-1])
+            return parity
 
     try:
         t0 = log.stage(f"realistic inputs for {meta['name']} at "
@@ -283,35 +292,47 @@ def run_export(options: ExportOptions) -> dict:
             artefacts.append(half)
             last = half
 
-        engine_label = f"{stem}.{last.precision}.engine" if last.precision == "fp16" else f"{stem}.engine"
-        if reason is None and last.status == "built":
-            t0 = log.stage(f"TensorRT engine from {last.label}: strongly typed, profile "
-                           f"{_hw(options.min_shape)} / {_hw(options.opt_shape)} / {_hw(options.max_shape)}, "
-                           f"batch 1..{options.max_batch}")
-            plan = _Artefact(engine_label, "engine", last.precision, staging / engine_label)
-            cc, version = trt_engine.compute_capability(), trt_engine.tensorrt_version()
-            cache_dir = Path(options.cache_dir) if options.cache_dir else _cache_home() / "engines"
-            timing = (Path(options.timing_cache) if options.timing_cache
-                      else _cache_home() / f"timing-sm{cc.replace('.', '')}-trt{version}.cache")
-            shapes = {name: (p.min, p.opt, p.max) for name, p in profile.items()}
-            build = trt_engine.build_engine(
-                last.path, plan.path, trt_engine.Profile(shapes), workspace_gb=options.workspace_gb,
-                timing_cache=timing, cache_dir=cache_dir, version_compatible=options.version_compatible,
-                hardware_compatible=options.hardware_compatible, progress=not options.quiet, log=log)
-            plan.seconds = time.perf_counter() - t0
-            plan.extra["tensorrt"] = {
-                "version": build.trt_version, "compute_capability": build.compute_capability,
-                "cache_key": build.cache_key, "version_compatible": options.version_compatible,
-                "hardware_compatible": options.hardware_compatible, "workspace_gb": options.workspace_gb,
-                "timing_cache": str(timing), "reused": build.reused}
-            plan.parity = check(plan, TensorRTRunner)
-            plan.status = ("reused" if build.reused else "built") if plan.passed else "failed"
-            log(f"{_size(plan.path)}, {'reused from the engine cache' if build.reused else 'built'}, "
-                f"parity {plan.parity_text()} ({plan.seconds:.1f} s)")
-            artefacts.append(plan)
-        else:
-            why = reason or f"{last.label} failed parity"
-            artefacts.append(_Artefact(engine_label, "engine", last.precision, status="not built", note=why))
+        sources = [last]  # what engines are built from: the FP16 (or FP32) file, and the INT8 Q/DQ one
+        if options.int8:
+            from .int8 import calibration_feeds, int8_summary, quantize_int8
+
+            t0 = log.stage(f"INT8 ONNX: ONNX Runtime static quantization, Q/DQ, per-channel INT8 weights, UINT8 "
+                           f"activations, {options.calib_method} calibration")
+            calib, where = _calibration(calibration_feeds, meta, options)
+            ops, nodes = _split_keep(fp32.path, options.keep_fp32)
+            q8 = _Artefact(f"{stem}.int8.onnx", "onnx", "int8", staging / f"{stem}.int8.onnx")
+            quantize_int8(fp32.path, q8.path, calib, method=options.calib_method, keep_ops=ops, keep_nodes=nodes)
+            q8.seconds = time.perf_counter() - t0
+            summary = int8_summary(q8.path)
+            q8.extra["int8"] = {**summary, "calibration": {"method": options.calib_method, "source": where,
+                                                          "count": len(calib)}}
+            q8.parity = check(q8, OnnxRuntimeRunner, device="cpu", threads=options.threads or None)
+            if summary["compute"] and not summary["int8_compute"]:
+                q8.note = "no convolution or matmul runs in INT8"
+            q8.status = "built" if q8.passed and not q8.note else "failed"
+            log(f"calibrated on {where}; {_size(q8.path)}, {summary['int8_compute']}/{summary['compute']} "
+                f"convs+matmuls in INT8, kept float: "
+                f"{', '.join(f'{k} x{v}' for k, v in summary['kept_float'].items()) or 'none'}; "
+                f"parity {q8.parity_text()} ({q8.seconds:.1f} s)")
+            artefacts.append(q8)
+            engine_source = q8
+            if reason is None and q8.status == "built":
+                # TensorRT takes INT8 activations with zero point 0 only: the engine's own Q/DQ file, same calibration.
+                t0 = log.stage("INT8 Q/DQ for TensorRT: symmetric INT8 activations, same calibration")
+                sym = _Artefact(f"{stem}.int8.qdq.onnx", "onnx", "int8", staging / f"{stem}.int8.qdq.onnx")
+                quantize_int8(fp32.path, sym.path, calib, method=options.calib_method, symmetric=True, keep_ops=ops,
+                              keep_nodes=nodes)
+                sym.seconds, sym.extra["int8"] = time.perf_counter() - t0, {**int8_summary(sym.path),
+                                                                           "calibration": q8.extra["int8"]["calibration"]}
+                sym.parity = check(sym, OnnxRuntimeRunner, device="cpu", threads=options.threads or None)
+                sym.status = "built" if sym.passed else "failed"
+                log(f"{_size(sym.path)}, parity on ONNX Runtime {sym.parity_text()} ({sym.seconds:.1f} s)")
+                artefacts.append(sym)
+                engine_source = sym
+            sources.append(engine_source)
+
+        for source in sources:
+            _engine_stage(source, artefacts, reason, options, profile, staging, check, log)
 
         t0 = log.stage(f"sidecars, report{' and Triton repository' if options.triton_repo else ''} -> {out}")
         _copy_assets(assets, staging)
@@ -344,6 +365,69 @@ def run_export(options: ExportOptions) -> dict:
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _engine_stage(source: _Artefact, artefacts: list[_Artefact], reason: str | None, options: ExportOptions,
+                  profile: dict, staging: Path, check, log: _Log) -> None:
+    """Build the TensorRT engine of ``source`` (strongly typed: its precision is the ONNX file's), check its
+    parity and add it to ``artefacts``; or add it as not built, with the reason."""
+    from . import engine as trt_engine
+    from runtime.runners.tensorrt import TensorRTRunner
+
+    label = {"fp32": "model.engine", "fp16": "model.fp16.engine", "int8": "model.int8.engine"}[source.precision]
+    if reason is not None or source.status != "built":
+        artefacts.append(_Artefact(label, "engine", source.precision, status="not built",
+                                   note=reason or f"{source.label} failed parity"))
+        return
+    t0 = log.stage(f"TensorRT engine from {source.label}: strongly typed, profile {_hw(options.min_shape)} / "
+                   f"{_hw(options.opt_shape)} / {_hw(options.max_shape)}, batch 1..{options.max_batch}")
+    plan = _Artefact(label, "engine", source.precision, staging / label)
+    cc, version = trt_engine.compute_capability(), trt_engine.tensorrt_version()
+    cache_dir = Path(options.cache_dir) if options.cache_dir else _cache_home() / "engines"
+    timing = (Path(options.timing_cache) if options.timing_cache
+              else _cache_home() / f"timing-sm{cc.replace('.', '')}-trt{version}.cache")
+    shapes = {name: (p.min, p.opt, p.max) for name, p in profile.items()}
+    build = trt_engine.build_engine(
+        source.path, plan.path, trt_engine.Profile(shapes), workspace_gb=options.workspace_gb,
+        timing_cache=timing, cache_dir=cache_dir, version_compatible=options.version_compatible,
+        hardware_compatible=options.hardware_compatible, progress=not options.quiet, log=log)
+    plan.seconds = time.perf_counter() - t0
+    plan.extra["tensorrt"] = {
+        "version": build.trt_version, "compute_capability": build.compute_capability,
+        "cache_key": build.cache_key, "version_compatible": options.version_compatible,
+        "hardware_compatible": options.hardware_compatible, "workspace_gb": options.workspace_gb,
+        "timing_cache": str(timing), "reused": build.reused, "source": source.label}
+    if "int8" in source.extra:
+        plan.extra["int8"] = source.extra["int8"]
+    plan.parity = check(plan, TensorRTRunner)
+    plan.status = ("reused" if build.reused else "built") if plan.passed else "failed"
+    log(f"{_size(plan.path)}, {'reused from the engine cache' if build.reused else 'built'}, "
+        f"parity {plan.parity_text()} ({plan.seconds:.1f} s)")
+    artefacts.append(plan)
+
+
+def _calibration(calibration_feeds, meta: dict, options: ExportOptions) -> tuple[list, str]:
+    from .int8 import CalibrationError
+
+    try:
+        return calibration_feeds(meta, options.calib_count, folder=options.calib)
+    except CalibrationError as exc:
+        raise ExportError(str(exc)) from None
+
+
+def _cpu_time(runner, feed: dict, runs: int = 3) -> dict:
+    """Median milliseconds of ``runs`` runs of ``feed`` after one warm-up, with the CPU and the input shape."""
+    from runtime.core.host import cpu_name
+
+    runner.infer(feed)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        runner.infer(feed)
+        times.append(time.perf_counter() - t0)
+    shape = next(iter(feed.values())).shape
+    return {"cpu": cpu_name(), "threads": runner.threads or os.cpu_count(), "shape": list(shape),
+            "p50_ms": round(float(np.median(times)) * 1e3, 3)}
 
 
 _EXPORT_FILES = ("model.onnx", "model.*.onnx", "model.engine", "model.*.engine", "model*.json", "export_report.*")
@@ -393,6 +477,7 @@ def _split_keep(path: Path, names: tuple[str, ...]) -> tuple[tuple[str, ...], tu
 def _sidecar(art: _Artefact, meta: dict, ckpt: Path, ckpt_sha: str, options: ExportOptions, profile: dict,
              assets: dict[str, Path]) -> Sidecar:
     extra_versions = {"tensorrt": art.extra["tensorrt"]["version"]} if "tensorrt" in art.extra else {}
+    extra = {key: art.extra[key] for key in ("int8", "cpu_time") if key in art.extra}
     sidecar = Sidecar(
         artefact=art.label, kind=art.kind, sha256=file_sha256(art.path), size_bytes=art.path.stat().st_size,
         precision=art.precision, io_precision="fp16" if options.fp16_io and art.precision == "fp16" else "fp32",
@@ -403,7 +488,7 @@ def _sidecar(art: _Artefact, meta: dict, ckpt: Path, ckpt_sha: str, options: Exp
         parity={"passed": art.passed, "thresholds": asdict(options.thresholds),
                 "results": [p.to_dict() for p in art.parity]},
         assets={name: path.name for name, path in assets.items()}, fp16=art.extra.get("fp16"),
-        tensorrt=None, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        tensorrt=None, extra=extra, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         versions=_versions(**extra_versions))
     if "tensorrt" in art.extra:
         sidecar = sidecar.replace(tensorrt=art.extra["tensorrt"])

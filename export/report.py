@@ -36,7 +36,8 @@ def markdown(report: dict) -> str:
              f"- parity inputs (BxHxW, from the family's data generator): "
              f"{', '.join(hw(s) for s in report['parity_shapes'])}",
              f"- thresholds: FP32 max abs error {report['thresholds']['fp32_max_abs']:g}, "
-             f"FP16 PSNR >= {report['thresholds']['fp16_min_psnr']:g} dB",
+             f"FP16 PSNR >= {report['thresholds']['fp16_min_psnr']:g} dB, "
+             f"INT8 PSNR >= {report['thresholds'].get('int8_min_psnr', 35.0):g} dB",
              f"- created {report['created']}, {report['seconds']} s; versions: "
              + ", ".join(f"{k} {v}" for k, v in report["versions"].items()), "",
              "| artefact | size | precision | parity | time |", "|---|---|---|---|---|"]
@@ -57,6 +58,23 @@ def markdown(report: dict) -> str:
                       f"({', '.join(f'{k} {v}' for k, v in s['fp16'].items()) or 'none'})",
                       f"- kept FP32: {', '.join(f'{k} {v}' for k, v in s['kept_fp32'].items()) or 'none'}",
                       f"- inputs and outputs: {', '.join(f'{k} {v}' for k, v in s['io'].items())}"]
+    for row in report["artefacts"]:
+        if "int8" in row:
+            s = row["int8"]
+            calib = s.get("calibration", {})
+            lines += ["", f"## INT8 compute in {row['artefact']}", "",
+                      f"- INT8: {s['int8_compute']} of {s['compute']} convolutions and matmuls "
+                      f"({', '.join(f'{k} {v}' for k, v in s['int8'].items()) or 'none'}); "
+                      f"{s['activations']} activations",
+                      f"- quantized: {', '.join(f'{k} {v}' for k, v in s['quantized'].items()) or 'none'}",
+                      f"- kept float: {', '.join(f'{k} {v}' for k, v in s['kept_float'].items()) or 'none'}",
+                      f"- calibration: {calib.get('method', '?')} on {calib.get('source', '?')}"]
+    timed = [row for row in report["artefacts"] if row.get("cpu_time")]
+    if timed:
+        t = timed[0]["cpu_time"]
+        lines += ["", f"## CPU time ({t['cpu']}, {t['threads']} threads, input {hw(t['shape'])}, median of 3)", "",
+                  "| artefact | ms |", "|---|---:|"]
+        lines += [f"| {row['artefact']} | {row['cpu_time']['p50_ms']:.1f} |" for row in timed]
     for row in report["artefacts"]:
         if row["status"] == "not built":
             lines += ["", f"## {row['artefact']}: not built", "", f"{row['note']}."]

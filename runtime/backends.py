@@ -19,7 +19,10 @@ from pathlib import Path
 
 from .core.errors import ModelError
 
-__all__ = ["Backend", "OPTIONS", "CAPABILITIES", "register_backend", "get_backend", "list_backends", "capabilities",
+PRECISIONS = ("auto", "fp32", "fp16", "int8")
+"""What ``--precision`` chooses in an export folder; ``auto`` is each backend's own rule (``pick``)."""
+
+__all__ = ["PRECISIONS", "Backend", "OPTIONS", "CAPABILITIES", "register_backend", "get_backend", "list_backends", "capabilities",
            "backend_for_file", "pick_file"]
 
 OPTIONS = {
@@ -31,6 +34,10 @@ OPTIONS = {
     "cuda_graphs": "capture and replay CUDA graphs per input shape (CUDA)",
     "channels_last": "the channels-last memory format for PyTorch",
     "stream": "a CUDA stream handle to compute on (ONNX Runtime CUDA provider)",
+    "spinning": "ONNX Runtime CPU threads busy-wait for work: on, run (only while a frame runs) or off",
+    "optimization": "ONNX Runtime graph optimisation level: disable, basic, extended, layout or all",
+    "optimized_cache": "keep ONNX Runtime's optimised model in ~/.cache/edgelight/ort and load it on the next "
+                       "start (CPU provider)",
 }
 """The one constructor vocabulary of every runner: option -> what it means."""
 
@@ -55,7 +62,8 @@ class Backend:
         options: the ``OPTIONS`` its runner takes.
         capabilities: keys of ``CAPABILITIES``.
         probe: why it cannot run on this machine, or None (imports the backend's library).
-        pick: the file it would run in an export or run folder, or None.
+        pick: ``pick(folder, precision)``: the file it would run in an export or run folder for ``precision``
+            (``auto``, ``fp32``, ``fp16``, ``int8``), or None.
         auto: whether ``backend="auto"`` may pick it for a folder when it can run here.
     """
 
@@ -66,7 +74,7 @@ class Backend:
     options: frozenset[str]
     capabilities: frozenset[str]
     probe: Callable[[], str | None]
-    pick: Callable[[Path], Path | None]
+    pick: Callable[[Path, str], Path | None]
     auto: bool = True
 
     def __post_init__(self) -> None:
@@ -133,29 +141,37 @@ def backend_for_file(path: Path) -> Backend:
     raise ModelError(f"{path.name}: unknown model type; expected {kinds} or a folder")
 
 
-def pick_file(folder: Path, backend: str = "auto") -> Path:
+def pick_file(folder: Path, backend: str = "auto", precision: str = "auto") -> Path:
     """The model file an export or run folder holds that ``backend`` (or, for auto, this machine) runs best.
 
     ``auto`` tries the backends in registration order and takes the first that can run here and
     finds its file: a run folder's ``best.ckpt`` (PyTorch), an engine when TensorRT can run, else an
-    ONNX file (the FP16 one only where ONNX Runtime has a GPU provider).
+    ONNX file: the FP16 one where ONNX Runtime has a GPU provider; on the CPU, of ``model.onnx`` and
+    ``model.int8.onnx``, the one the export timed faster on this CPU model (else ``model.onnx``).
+    ``precision`` (``fp32``, ``fp16``, ``int8``) insists on the artefact of that precision.
     """
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    wanted = "" if precision == "auto" else f"{precision.upper()} "
     if backend != "auto":
         chosen = get_backend(backend)
-        found = chosen.pick(folder)
+        found = chosen.pick(folder, precision)
         if found is None:
-            raise ModelError(f"{folder} holds no model for the {chosen.name} backend ({chosen.artefact}); "
-                             "export one with python -m export")
+            raise ModelError(f"{folder} holds no {wanted}model for the {chosen.name} backend ({chosen.artefact}); "
+                             f"export one with python -m export{' --' + precision if wanted else ''}")
         return found
     reasons = []
     for candidate in _registered().values():
-        found = candidate.pick(folder) if candidate.auto else None
+        found = candidate.pick(folder, precision) if candidate.auto else None
         if found is not None:
             reason = candidate.unavailable()
             if reason is None:
                 return found
             reasons.append(f"{found.name}: {reason}")
     if reasons:
-        raise ModelError(f"{folder}: no model there can run on this machine ({'; '.join(reasons)})")
+        raise ModelError(f"{folder}: no {wanted}model there can run on this machine ({'; '.join(reasons)})")
+    if wanted:
+        raise ModelError(f"{folder} holds no {wanted}model; export one with python -m export --{precision}"
+                         if precision != "fp32" else f"{folder} holds no FP32 model; export one with python -m export")
     names = ", ".join(b.artefact for b in _registered().values())
     raise ModelError(f"{folder} holds no model ({names}); export one with python -m export")

@@ -36,6 +36,7 @@ from .core.cli import (
     timeout_seconds,
 )
 from .core.errors import UserError
+from .runners.onnxruntime import DEFAULT_OPTIMIZATION, DEFAULT_SPINNING, OPTIMIZATION, SPINNING
 
 __all__ = ["main", "build_parser"]
 
@@ -55,9 +56,21 @@ def _common(p: ArgumentParser, *, video_input: bool = True) -> None:
     b.add_argument("--backend", choices=["auto", *list_backends()], default="auto",
                    help="auto: by the model's suffix (an export folder: its engine if TensorRT can run here, "
                         "else ONNX)")
+    b.add_argument("--precision", choices=["auto", "fp32", "fp16", "int8"], default="auto",
+                   help="which artefact of an export folder to run. auto: the FP16 ONNX with a GPU build of "
+                        "ONNX Runtime; on the CPU, of model.onnx and model.int8.onnx the one the export timed "
+                        "faster on this CPU model, else model.onnx")
     b.add_argument("--providers", metavar="LIST",
                    help="ONNX Runtime execution providers in order, e.g. tensorrt,cuda,cpu (default: those installed)")
     b.add_argument("--threads", type=thread_count, help="CPU threads for ONNX Runtime or PyTorch (default: all cores)")
+    b.add_argument("--spinning", choices=SPINNING,
+                   help="ONNX Runtime on the CPU: idle threads busy-wait for work (on), only while a frame runs "
+                        f"(run) or never (off) (default: {DEFAULT_SPINNING})")
+    b.add_argument("--optimization", choices=OPTIMIZATION,
+                   help=f"ONNX Runtime graph optimisation level (default: {DEFAULT_OPTIMIZATION})")
+    b.add_argument("--optimized-cache", action=argparse.BooleanOptionalAction, default=None,
+                   help="ONNX Runtime on the CPU: keep the optimised model in ~/.cache/edgelight/ort and load "
+                        "it on the next start (default: on)")
     b.add_argument("--cuda-lib", choices=["auto", "pycuda", "cuda-python"],
                    help="CUDA layer for TensorRT engines (default: cuda-python, else pycuda)")
     b.add_argument("--device", metavar="DEVICE",
@@ -113,8 +126,9 @@ def _runner(args):
 
     options = {"providers": tuple(v.strip() for v in args.providers.split(",")) if args.providers else None,
                "threads": args.threads, "cuda_lib": args.cuda_lib, "device": args.device,
-               "fp16": args.fp16 or None, "cuda_graphs": args.cuda_graphs or None}
-    return load(args.model, args.backend, **options)
+               "fp16": args.fp16 or None, "cuda_graphs": args.cuda_graphs or None, "spinning": args.spinning,
+               "optimization": args.optimization, "optimized_cache": args.optimized_cache}
+    return load(args.model, args.backend, args.precision, **options)
 
 
 def _demo_clip(args) -> int:

@@ -12,7 +12,7 @@ from .runners.base import Runner
 __all__ = ["load"]
 
 
-def load(path: str | os.PathLike, backend: str = "auto", **options) -> Runner:
+def load(path: str | os.PathLike, backend: str = "auto", precision: str = "auto", **options) -> Runner:
     """The runner for ``path``, not yet active (use it in a ``with`` block or call ``activate()``).
 
     Args:
@@ -21,6 +21,8 @@ def load(path: str | os.PathLike, backend: str = "auto", **options) -> Runner:
             export folder (its engine when TensorRT can run here, else ``model.onnx`` on the CPU or
             ``model.fp16.onnx`` with a GPU build of ONNX Runtime). ``runtime.backends.pick_file`` states the rule.
         backend: ``auto`` (by suffix) or a registered backend name to insist on.
+        precision: ``auto`` or ``fp32`` / ``fp16`` / ``int8``: which artefact of an export folder to run;
+            a file must be of that precision (its sidecar says).
         **options: runner options from ``runtime.backends.OPTIONS`` (``threads``, ``device``, ``providers``,
             ``cuda_lib``, ``fp16``, ``cuda_graphs``, ...); None means "not given". An option the chosen
             backend does not take is a ModelError naming it.
@@ -34,9 +36,13 @@ def load(path: str | os.PathLike, backend: str = "auto", **options) -> Runner:
     if not path.exists():
         raise ModelError(f"no model at {path}")
     if path.is_dir():
-        path = pick_file(path, backend)
+        path = pick_file(path, backend, precision)
     chosen = backend_for_file(path)
     if backend not in ("auto", chosen.name):
         raise ModelError(f"{path.name} is a {chosen.name} model; --backend {backend} needs "
                          f"{get_backend(backend).artefact}")
-    return chosen.create(path, **options)
+    runner = chosen.create(path, **options)
+    if precision not in ("auto", runner.sidecar.precision):
+        raise ModelError(f"{path.name} is a {runner.sidecar.precision.upper()} model; --precision {precision} needs "
+                         f"its {precision.upper()} export (python -m export --{precision}, or give the folder)")
+    return runner

@@ -14,6 +14,13 @@ streams ordered by events, and converts uint8 frames to tensors on the GPU.
         stats = Pipeline(runner, EnhanceTask(), source, open_sink("out.mp4", fps=source.fps)).run()
 
 Apps that own their capture loop call ``Pipeline(runner, task).process(frame)`` per frame.
+
+A live source (camera, stream) is run for latency: at most one frame waits in front of inference (the
+source keeps only the newest), at most one waits for the encoder, and the GPU executor hands a frame on as
+soon as it is done when no newer frame is waiting to overlap with it. Each frame's capture-to-output time
+(from ``Frame.timestamp`` to the moment the sink has written it) is the ``latency`` stage; the summary gives
+its percentiles as ``latency_ms``, the frames the source dropped as ``dropped`` and the longest wait in
+front of inference as ``waiting_max``.
 """
 
 from __future__ import annotations
@@ -115,7 +122,10 @@ class Pipeline:
         """Process every frame; return the statistics (``Stats.summary()``)."""
         self.runner.activate()
         stats = self.stats
-        writes: queue.Queue = queue.Queue(maxsize=8)
+        live = self.source is not None and bool(self.source.live)
+        # A live frame that waits for the encoder ages: one may wait (the next waits in inference, and the source
+        # drops the ones behind it), so a slow output cannot build a queue of old frames. Files queue a few.
+        writes: queue.Queue = queue.Queue(maxsize=1 if live else 8)
         writer = threading.Thread(target=self._write, args=(writes,), name="edgelight-encode", daemon=True)
         total = self._total()
         bar = Progress(total, desc=self.task.name) if self.progress and total else None
@@ -143,7 +153,12 @@ class Pipeline:
                     # Postprocessing runs in the encode thread, off the inference path.
                     writes.put((lambda o=outputs, f=fit, x=fitted: self._post(o, f, x), stamp))
                 else:
-                    for tag, out in self._submit(executor, frame, index, stamp):
+                    done = self._submit(executor, frame, index, stamp)
+                    if live and not getattr(self.source, "waiting", 0):
+                        # No newer frame to overlap with: wait for this one now rather than when the next
+                        # frame arrives (a frame interval later).
+                        done += executor.flush()
+                    for tag, out in done:
                         writes.put((lambda t=tag, o=out: self._finish(t, o), tag[0]))
                 index += 1
                 if bar is not None:
@@ -166,6 +181,7 @@ class Pipeline:
             if self.source is not None:
                 self.source.stop()
                 stats.dropped = self.source.dropped
+                stats.waiting_max = getattr(self.source, "waiting_max", 0)
                 if self.source.error and not self.error:
                     self.error = self.source.error
             if bar is not None:
@@ -210,7 +226,8 @@ class Pipeline:
     _write_error: BaseException | None = None
 
     def _write(self, writes: queue.Queue) -> None:
-        """The encode thread: postprocess and write frames in order, time them, measure each frame's latency."""
+        """The encode thread: postprocess and write frames in order, time them, measure each frame's latency
+        (capture time to written)."""
         while True:
             item = writes.get()
             if item is _END:

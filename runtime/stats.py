@@ -174,6 +174,11 @@ class Stats:
     Attributes:
         frames: frames that went all the way through (:meth:`frame_done`).
         dropped: frames a live source discarded; the pipeline sets it from ``Source.dropped``.
+        waiting_max: the most frames that ever waited between the source and inference at once (at most 1
+            for a live source); the pipeline sets it from ``Source.waiting_max``.
+
+    The stage ``latency`` (the pipeline's capture-to-output time of each frame) is also summarised on its own
+    as ``latency_ms``.
     """
 
     def __init__(self) -> None:
@@ -181,6 +186,7 @@ class Stats:
         self._stages: dict[str, LatencyHistogram] = {}
         self.frames = 0
         self.dropped = 0
+        self.waiting_max = 0
         self._started: float | None = None
         self._stopped: float | None = None
 
@@ -241,14 +247,15 @@ class Stats:
         """A JSON-ready summary.
 
         Returns:
-            ``frames``, ``dropped``, ``wall_s``, ``fps`` (frames / wall seconds; 0 when no time passed) and
-            ``stages``: per stage in the order first seen, ``count``, ``mean_ms`` (exact), ``p50_ms``,
-            ``p95_ms``, ``p99_ms`` (NumPy's linear-interpolation percentiles, within 0.5%), ``min_ms`` and
-            ``max_ms`` (exact).
+            ``frames``, ``dropped``, ``waiting_max``, ``wall_s``, ``fps`` (frames / wall seconds; 0 when no
+            time passed), ``latency_ms``: ``count``, ``p50``, ``p95``, ``p99`` and ``max`` of the ``latency``
+            stage (capture to output; zeros when there is none), and ``stages``: per stage in the order first
+            seen, ``count``, ``mean_ms`` (exact), ``p50_ms``, ``p95_ms``, ``p99_ms`` (NumPy's
+            linear-interpolation percentiles, within 0.5%), ``min_ms`` and ``max_ms`` (exact).
         """
         with self._lock:
             histograms = {stage: histogram.copy() for stage, histogram in self._stages.items()}
-            frames, dropped = self.frames, self.dropped
+            frames, dropped, waiting = self.frames, self.dropped, self.waiting_max
         wall = self.wall_seconds
         stages = {}
         for stage, histogram in histograms.items():
@@ -258,8 +265,11 @@ class Stats:
                              "p50_ms": p50 * 1000.0, "p95_ms": p95 * 1000.0, "p99_ms": p99 * 1000.0,
                              "min_ms": 0.0 if empty else histogram.min * 1000.0,
                              "max_ms": 0.0 if empty else histogram.max * 1000.0}
-        return {"frames": frames, "dropped": dropped, "wall_s": wall, "fps": frames / wall if wall > 0 else 0.0,
-                "stages": stages}
+        latency = stages.get("latency")
+        latency_ms = {"count": latency["count"] if latency else 0,
+                      **{key: latency[f"{key}_ms"] if latency else 0.0 for key in ("p50", "p95", "p99", "max")}}
+        return {"frames": frames, "dropped": dropped, "waiting_max": waiting, "wall_s": wall,
+                "fps": frames / wall if wall > 0 else 0.0, "latency_ms": latency_ms, "stages": stages}
 
     def table(self) -> str:
         """The summary as an aligned text table, one row per stage, then the totals."""
@@ -274,8 +284,11 @@ class Stats:
             return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
 
         out = [line(header), "  ".join("-" * w for w in widths), *(line(row) for row in rows)]
+        latency = summary["latency_ms"]
         out.append(f"{summary['frames']} frames in {summary['wall_s']:.2f} s: {summary['fps']:.1f} FPS end to end, "
-                   f"{summary['dropped']} dropped")
+                   f"{summary['dropped']} dropped" + (f"; capture to output p50 {latency['p50']:.1f} ms, p95 "
+                                                      f"{latency['p95']:.1f} ms, p99 {latency['p99']:.1f} ms"
+                                                      if latency["count"] else ""))
         return "\n".join(out)
 
     def write_json(self, path: str | os.PathLike) -> None:

@@ -13,8 +13,8 @@ This module imports only the standard library.
 Fields (``format`` ``edgelight-sidecar/1``):
 
 * ``artefact`` (file name), ``kind`` (``onnx`` | ``engine``; ``checkpoint`` in memory only),
-  ``sha256`` of the artefact, ``size_bytes``, ``precision`` (``fp32`` | ``fp16``: what the
-  arithmetic runs in), ``io_precision`` (``fp32`` | ``fp16``: the type of the inputs and outputs);
+  ``sha256`` of the artefact, ``size_bytes``, ``precision`` (``fp32`` | ``fp16`` | ``int8``: what
+  the arithmetic runs in), ``io_precision`` (``fp32`` | ``fp16``: the type of the inputs and outputs);
 * ``name``, ``family``, ``preset``, ``config`` and ``contract``: the checkpoint's; ``task``: the
   runtime task that drives the family (``enhance``, ``relight``, ``ibr``; null for families that are
   parts of a chain);
@@ -24,6 +24,7 @@ Fields (``format`` ``edgelight-sidecar/1``):
 * ``source``: the checkpoint path, its SHA-256 and the checkpoint's held-out metrics;
 * ``parity``: ``passed``, the ``thresholds`` and one row per output and input shape;
 * ``fp16``: for FP16 artefacts, how many convolutions and matmuls run in FP16 and what stays FP32;
+* ``int8`` (INT8 artefacts, kept in ``extra``): what is quantized, what stays float, the calibration;
 * ``assets`` (when the model needs more than its weights): file names next to the artefact, such
   as an ibr capture's ``average`` image (``average.npy``);
 * ``tensorrt`` (engines only): ``version``, ``compute_capability``, ``cache_key``,
@@ -51,7 +52,7 @@ MIN_SIDE, MAX_SIDE = 16, 8192
 """Bounds of the dynamic height and width of every exported model (and of a checkpoint run as is)."""
 KINDS = ("onnx", "engine")
 """What a sidecar file describes (a checkpoint's ``Sidecar`` lives in memory only, kind ``checkpoint``)."""
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 
 _LEGACY_TASKS = {"lowlight": "enhance", "relight": "relight", "ibr": "ibr"}
 """Sidecars written before ``task`` was recorded: the task their family had then."""

@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 
 from ..backends import Backend, register_backend
 from ..core.errors import ModelError
-from ..core.sidecar import Sidecar, read_sidecar
+from ..core.sidecar import Sidecar, cached_sha256, file_sha256, read_sidecar
 from .base import Runner, TensorSpec, parse_device
 
-__all__ = ["OnnxRuntimeRunner", "DEFAULT_PROVIDERS"]
+__all__ = ["OnnxRuntimeRunner", "DEFAULT_PROVIDERS", "SPINNING", "OPTIMIZATION", "DEFAULT_SPINNING",
+           "DEFAULT_OPTIMIZATION", "optimized_cache_dir"]
+
+log = logging.getLogger("runtime")
 
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 """Tried in this order; those the installed onnxruntime lacks are skipped."""
+
+SPINNING = ("on", "run", "off")
+"""``spinning``: CPU worker threads busy-wait for the next piece of work (``on``, ONNX Runtime's own default),
+do so only while a frame runs and stop when it returns (``run``: ``session.force_spinning_stop``), or sleep
+at once (``off``)."""
+
+OPTIMIZATION = ("disable", "basic", "extended", "layout", "all")
+"""``optimization``: ONNX Runtime's graph optimisation levels; ``layout`` and ``all`` add the NCHWc layout
+(x86) and are specific to the CPU they ran on."""
+
+DEFAULT_SPINNING = "off"
+"""The fastest end to end (``python -m benchmarks.ort_tuning``, benchmarks/RESULTS.md): on a small machine the
+spinning threads (``on``, and ``run`` while a frame runs) take the cores the pipeline's decode and encode threads
+need; ``on`` is a little faster for inference alone."""
+DEFAULT_OPTIMIZATION = "all"
 
 _TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
@@ -24,25 +46,76 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgelight" / "ort-tensorrt"
 
 
+def optimized_cache_dir() -> Path:
+    """Where the CPU provider keeps optimised models: ``~/.cache/edgelight/ort`` (``$XDG_CACHE_HOME`` honoured).
+
+    Not next to the ONNX file: export's parity check runs this runner in the folder it ships, which would
+    then carry a file made for the exporting machine's CPU; entries are keyed by content, so a copied or
+    moved export still finds its entry. Removing the folder is safe."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgelight" / "ort"
+
+
+@functools.cache
+def _cpu() -> str:
+    """The CPU's model name and a digest of its feature flags: an NCHWc graph holds the block size of the
+    vector width it was made for (AVX2 8, AVX-512 16), and virtual machines often give CPUs a vague name."""
+    from ..core.host import cpu_name
+
+    flags = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("flags", "Features"):
+                flags = " ".join(sorted(value.split()))
+                break
+    except OSError:
+        pass
+    return f"{cpu_name()} [{hashlib.sha256(flags.encode()).hexdigest()[:8]}]"
+
+
+def _cache_key(path: Path, level: str) -> str:
+    """What an optimised model depends on: the ONNX file's bytes, ONNX Runtime's version, the CPU, the level."""
+    import onnxruntime
+
+    text = "|".join((cached_sha256(path), onnxruntime.__version__, _cpu(), level))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 class OnnxRuntimeRunner(Runner):
     """Runs an exported ``.onnx`` file in ONNX Runtime.
+
+    On the CPU provider the session is tuned (benchmarks/RESULTS.md, ``python -m benchmarks.ort_tuning``), and
+    the optimised model is kept: the first activation writes what ONNX Runtime made of the file to
+    ``optimized_cache_dir()`` (``model.ort-all-<key>-<digest>.onnx``), keyed by the file's SHA-256, ONNX
+    Runtime's version, the CPU and the optimisation level, and later activations load it with optimisations
+    off. A damaged entry (its SHA-256 is in its name) is rebuilt with one warning.
 
     Args:
         path: the ONNX file (with its sidecar next to it).
         sidecar: the sidecar, if already read.
         providers: execution providers in order of preference (default ``DEFAULT_PROVIDERS``), or one
             of the short names ``tensorrt``, ``cuda``, ``cpu``.
-        threads: intra-op threads on the CPU (None: ONNX Runtime's default, one per core).
+        threads: intra-op threads on the CPU (None: ONNX Runtime's default, one per physical core).
         device: ``auto`` (the providers in order), ``cpu`` (the CPU provider only), ``cuda`` or ``cuda:N``
             (the GPU for the CUDA and TensorRT providers).
         stream: a CUDA stream handle (int) for the CUDA provider to compute on; None: its own.
+        spinning: ``on``, ``run`` or ``off`` (``SPINNING``; default ``DEFAULT_SPINNING``): whether idle CPU
+            threads busy-wait, which is faster alone but takes a core from a pipeline's decode and encode threads.
+        optimization: the graph optimisation level, one of ``OPTIMIZATION`` (default ``all``).
+        optimized_cache: keep the optimised model and load it on later activations (CPU provider only).
+
+    Attributes:
+        optimized_from_cache: after activation, whether the session came from a kept optimised model.
+        optimized_path: the kept optimised model read or written, or None.
+        startup_s: seconds the session took to create (the cache's look-up and write included).
     """
 
     backend = "onnxruntime"
 
     def __init__(self, path: str | os.PathLike, sidecar: Sidecar | dict | None = None, *,
                  providers: tuple[str, ...] | list[str] | str | None = None, threads: int | None = None,
-                 device: str | int = "auto", stream: int | None = None) -> None:
+                 device: str | int = "auto", stream: int | None = None, spinning: str | bool = DEFAULT_SPINNING,
+                 optimization: str = DEFAULT_OPTIMIZATION, optimized_cache: bool = True) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"no ONNX model at {self.path}")
@@ -52,8 +125,18 @@ class OnnxRuntimeRunner(Runner):
             if providers is not None and tuple([providers] if isinstance(providers, str) else providers) != ("cpu",):
                 raise ModelError("device cpu runs the CPU execution provider only; drop --providers or the device")
             providers = ("cpu",)
+        if isinstance(spinning, bool):
+            spinning = "on" if spinning else "off"
+        if spinning not in SPINNING:
+            raise ModelError(f"spinning {spinning!r}: expected {', '.join(SPINNING)}")
+        if optimization not in OPTIMIZATION:
+            raise ModelError(f"optimization {optimization!r}: expected {', '.join(OPTIMIZATION)}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
+            raise ModelError(f"threads {threads!r}: expected a whole number of CPU threads (0: one per core)")
         self.requested = (providers,) if isinstance(providers, str) else tuple(providers or DEFAULT_PROVIDERS)
         self.threads, self.stream = threads, stream
+        self.spinning, self.optimization, self.optimized_cache = spinning, optimization, bool(optimized_cache)
+        self.optimized_from_cache, self.optimized_path, self.startup_s = False, None, 0.0
         self.session = None
         self._bound: dict[str, object] = {}
 
@@ -88,24 +171,95 @@ class OnnxRuntimeRunner(Runner):
                 out.append(name)
         return out
 
-    def activate_impl(self) -> None:
+    def session_options(self, level: str | None = None):
+        """The ``onnxruntime.SessionOptions`` this runner creates its session with (``level``: another level)."""
         import onnxruntime as ort
 
+        levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                  "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                  "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                  "layout": getattr(ort.GraphOptimizationLevel, "ORT_ENABLE_LAYOUT",
+                                    ort.GraphOptimizationLevel.ORT_ENABLE_ALL),
+                  "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = levels[level or self.optimization]
         options.log_severity_level = 3
         if self.threads:
             options.intra_op_num_threads = self.threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0" if self.spinning == "off" else "1")
+        if self.spinning == "run":
+            options.add_session_config_entry("session.force_spinning_stop", "1")
+        return options
+
+    def activate_impl(self) -> None:
+        start = time.perf_counter()
+        providers = self._provider_list()
+        self.optimized_from_cache, self.optimized_path = False, None
+        session = None
+        if self.optimized_cache and self.optimization != "disable" and providers == ["CPUExecutionProvider"]:
+            session = self._cached_session(providers)
+        if session is None:
+            session = self._create(self.path, self.session_options(), providers)
+        self.startup_s = time.perf_counter() - start
+        self.session = session
+        self.providers = self.session.get_providers()
+        self._types = {i.name: _TYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
+        self._outputs = [o.name for o in self.session.get_outputs()]
+
+    def _create(self, path: Path, options, providers: list):
+        import onnxruntime as ort
+
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=self._provider_list())
+            return ort.InferenceSession(str(path), options, providers=providers)
         except ModelError:
             raise
         except Exception as exc:  # a corrupt or foreign file fails inside the ONNX parser
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"ONNX Runtime cannot load {self.path}: {first}") from None
-        self.providers = self.session.get_providers()
-        self._types = {i.name: _TYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
-        self._outputs = [o.name for o in self.session.get_outputs()]
+            raise ModelError(f"ONNX Runtime cannot load {path}: {first}") from None
+
+    def _cached_session(self, providers: list):
+        """The session from the kept optimised model, else a new one that keeps it; None when it cannot be kept."""
+        import glob
+
+        from ..core.io import publish, temp_file
+
+        folder = optimized_cache_dir()
+        stem = f"{self.path.stem}.ort-{self.optimization}-{_cache_key(self.path, self.optimization)}"
+        for entry in sorted(folder.glob(f"{glob.escape(stem)}-*.onnx")) if folder.is_dir() else ():
+            try:
+                if cached_sha256(entry)[:16] == entry.stem.rsplit("-", 1)[1]:
+                    session = self._create(entry, self.session_options("disable"), providers)
+                    self.optimized_from_cache, self.optimized_path = True, entry
+                    return session
+                problem = "its SHA-256 does not match its name"
+            except (OSError, ModelError) as exc:
+                problem = str(exc)
+            log.warning("ONNX Runtime's optimised model %s is damaged (%s); rebuilding it", entry, problem)
+            try:
+                entry.unlink(missing_ok=True)
+            except OSError:
+                pass
+        try:
+            tmp = temp_file(folder / f"{stem}.onnx", suffix=".onnx")
+        except OSError as exc:
+            log.debug("no optimised-model cache in %s: %s", folder, exc)
+            return None
+        options = self.session_options()
+        options.optimized_model_filepath = str(tmp)
+        try:
+            session = self._create(self.path, options, providers)
+        except ModelError:
+            tmp.unlink(missing_ok=True)
+            return None  # the plain session says what is wrong with the model, or runs it without a cache
+        try:
+            if tmp.stat().st_size == 0:
+                raise OSError("ONNX Runtime wrote nothing")
+            self.optimized_path = publish(tmp, folder / f"{stem}-{file_sha256(tmp)[:16]}.onnx", overwrite=True)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            log.warning("cannot keep ONNX Runtime's optimised model of %s in %s (%s); the next start "
+                        "optimises it again", self.path.name, folder, exc)
+        return session
 
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feeds = {name: np.ascontiguousarray(feeds[name], dtype=kind) for name, kind in self._types.items()}
@@ -153,20 +307,50 @@ def _probe() -> str | None:
     return None
 
 
-def _pick(folder: Path) -> Path | None:
-    """``model.onnx``, or ``model.fp16.onnx`` first where ONNX Runtime has a GPU provider (on the CPU it wraps
-    FP16 nodes in casts and runs slower)."""
+_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+
+
+def _pick(folder: Path, precision: str = "auto") -> Path | None:
+    """The export's file of ``precision``; for ``auto``: ``model.fp16.onnx`` first where ONNX Runtime has a GPU
+    provider; on the CPU the faster of ``model.onnx`` and ``model.int8.onnx`` as the export timed them on this
+    CPU model (``cpu_time`` in their sidecars), else ``model.onnx`` (FP16 runs slower on the CPU: ONNX Runtime
+    wraps its nodes in casts)."""
+    if precision != "auto":
+        path = folder / _FILES.get(precision, "")
+        return path if path.is_file() else None
     try:
         import onnxruntime
 
         gpu = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
     except ImportError:
         gpu = False
-    names = ("model.fp16.onnx", "model.onnx") if gpu else ("model.onnx", "model.fp16.onnx")
+    if gpu:
+        names = ("model.fp16.onnx", "model.onnx", "model.int8.onnx")
+    else:
+        names = (*_fastest_here(folder, ("model.onnx", "model.int8.onnx")), "model.fp16.onnx")
     return next((folder / n for n in names if (folder / n).is_file()), None)
+
+
+def _fastest_here(folder: Path, names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` fastest first by the export's CPU time, when every file present was timed on this CPU model."""
+    from ..core.host import cpu_name
+
+    times = {}
+    for name in names:
+        if not (folder / name).is_file():
+            continue
+        try:
+            timing = read_sidecar(folder / name).extra.get("cpu_time") or {}
+        except ModelError:
+            return names
+        if timing.get("cpu") != cpu_name() or not isinstance(timing.get("p50_ms"), (int, float)):
+            return names
+        times[name] = timing["p50_ms"]
+    return tuple(sorted(times, key=times.get)) or names
 
 
 register_backend(Backend(
     name="onnxruntime", runner=OnnxRuntimeRunner, suffixes=(".onnx",), artefact="an .onnx file",
-    options=frozenset({"device", "threads", "providers", "stream"}), capabilities=frozenset({"cpu", "cuda"}),
+    options=frozenset({"device", "threads", "providers", "stream", "spinning", "optimization",
+                       "optimized_cache"}), capabilities=frozenset({"cpu", "cuda"}),
     probe=_probe, pick=_pick))

@@ -478,7 +478,11 @@ def _probe() -> str | None:
     return None if available_libs() else "no CUDA library for the runtime (pip install cuda-python or pycuda)"
 
 
-def _pick(folder: Path) -> Path | None:
+def _pick(folder: Path, precision: str = "auto") -> Path | None:
+    """``model.<precision>.engine`` (``model.engine`` for fp32); for ``auto``, the first engine by name."""
+    if precision != "auto":
+        path = folder / ("model.engine" if precision == "fp32" else f"model.{precision}.engine")
+        return path if path.is_file() else None
     engines = sorted(p for p in folder.iterdir() if p.suffix.lower() in _SUFFIXES)
     return engines[0] if engines else None
 

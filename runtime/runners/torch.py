@@ -147,7 +147,10 @@ def _probe() -> str | None:
     return None
 
 
-def _pick(folder: Path) -> Path | None:
+def _pick(folder: Path, precision: str = "auto") -> Path | None:
+    """A run folder's ``best.ckpt`` (FP32 weights; ``--fp16`` runs them in half precision on a GPU)."""
+    if precision not in ("auto", "fp32"):
+        return None
     return folder / "best.ckpt" if (folder / "best.ckpt").is_file() else None
 
 

@@ -8,6 +8,22 @@
   :func:`open_writer` for ``cv2.VideoWriter``.
 * URLs: the schemes read (:data:`URL_SCHEMES`), which are live (:func:`url_is_live`), and :func:`redact`.
 
+Latency of live URLs. OpenCV gives FFmpeg's decoder one thread per core (up to 16), and FFmpeg then
+decodes several frames at once: each frame comes out ``threads - 1`` frames late (on a 16-core machine,
+half a second at 30 FPS). :func:`open_url` therefore decodes a live URL on one thread (an H.264 1080p
+frame takes about 7 ms on one core, BGR conversion included); ``OPENCV_FFMPEG_THREADS=N`` restores
+N threads, trading ``N - 1`` frames of latency for decoding speed. Two delays are the stream's own and
+no reader option removes them: an MPEG-TS sender that leaves out video PES lengths (FFmpeg's default)
+makes the demuxer wait for the next frame's first packet, and FFmpeg's H.264 parser needs the start of
+the next access unit to end the current one; each costs one frame interval, unless the sender writes PES
+lengths (``omit_video_pes_length=0``) and ends each frame with an access unit delimiter, as the live
+benchmark's sender does (``benchmarks/live.py``). FFmpeg's probing at open (``probesize``,
+``analyzeduration``) only delays the start, and frames read while probing are delivered late once, then
+dropped by the live source; ``OPENCV_FFMPEG_CAPTURE_OPTIONS="fflags;nobuffer|probesize;32|analyzeduration;0"``
+discards them and opens in about 0.1 s instead of 0.7 s (the variable replaces OpenCV's default
+``rtsp_flags;prefer_tcp``; add it back for RTSP over TCP). The runtime does not set that variable
+itself, since it is global to the process and would also apply to files.
+
 FFmpeg (inside OpenCV) prints its own decoder errors to stderr, apart from OpenCV's logging. OpenCV
 reads ``OPENCV_FFMPEG_LOGLEVEL`` once, at the first FFmpeg call in a process, so importing this module
 (which importing :mod:`runtime.video` does) sets it to quiet (-8) unless it is already set: errors reach
@@ -135,11 +151,17 @@ def open_camera(index: str) -> tuple[CaptureReader, np.ndarray]:
                         f"check the index (0 is the first camera)")
 
 
-def open_url(url: str, display: str, timeout: float) -> tuple[CaptureReader, np.ndarray]:
-    """Open a URL with FFmpeg, ``timeout`` seconds to open and per read, and read its first frame, or raise."""
+def open_url(url: str, display: str, timeout: float, *, live: bool = False) -> tuple[CaptureReader, np.ndarray]:
+    """Open a URL with FFmpeg, ``timeout`` seconds to open and per read, and read its first frame, or raise.
+
+    A ``live`` URL is decoded on one thread, so that no frame waits inside the decoder for the next ones
+    (see the module docstring), unless ``OPENCV_FFMPEG_THREADS`` is set.
+    """
     ms = max(1, round(timeout * 1000))
-    capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG,
-                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    if live and not os.environ.get("OPENCV_FFMPEG_THREADS"):
+        params += [cv2.CAP_PROP_N_THREADS, 1]
+    capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
     return _first_frame(capture, f"cannot read {display} within {timeout:g} s: check the address and that the "
                                  f"stream is running and reachable, or allow a longer timeout")
 

@@ -31,7 +31,8 @@ __all__ = ["CaptureSource", "CameraSource", "UrlSource", "ImageFolderSource", "I
 
 class CaptureSource(Source):
     """A kind read through a ``cv2.VideoCapture``: a subclass gives ``matches`` and ``locate``, ``open_capture``
-    (a call into :mod:`.ffmpeg`) and, when not False, ``default_live``."""
+    (a call into :mod:`.ffmpeg`; ``live`` says whether the source will be read live, which may change how it
+    is opened) and, when not False, ``default_live``."""
 
     reconnectable = False
     """Reopen it when a live source stops giving frames."""
@@ -42,7 +43,8 @@ class CaptureSource(Source):
         raise NotImplementedError
 
     @classmethod
-    def open_capture(cls, target: str, name: str, timeout: float) -> tuple[ffmpeg.CaptureReader, np.ndarray]:
+    def open_capture(cls, target: str, name: str, timeout: float, *,
+                     live: bool = False) -> tuple[ffmpeg.CaptureReader, np.ndarray]:
         """The reader and its first frame, or SourceError; called again for each reconnect."""
         raise NotImplementedError
 
@@ -58,7 +60,7 @@ class CaptureSource(Source):
 
         def reopen() -> tuple[ffmpeg.CaptureReader, np.ndarray]:
             with quiet_opencv():
-                return cls.open_capture(target, name, options.timeout)
+                return cls.open_capture(target, name, options.timeout, live=live)
 
         reader, first = reopen()
         fps, count = ffmpeg.capture_info(reader.capture, options.default_fps)
@@ -82,7 +84,8 @@ class CameraSource(CaptureSource):
         return index, f"camera {index}"
 
     @classmethod
-    def open_capture(cls, target: str, name: str, timeout: float) -> tuple[ffmpeg.CaptureReader, np.ndarray]:
+    def open_capture(cls, target: str, name: str, timeout: float, *,
+                     live: bool = False) -> tuple[ffmpeg.CaptureReader, np.ndarray]:
         return ffmpeg.open_camera(target)
 
     @classmethod
@@ -116,8 +119,9 @@ class UrlSource(CaptureSource):
         return spec, ffmpeg.redact(spec)
 
     @classmethod
-    def open_capture(cls, target: str, name: str, timeout: float) -> tuple[ffmpeg.CaptureReader, np.ndarray]:
-        return ffmpeg.open_url(target, name, timeout)
+    def open_capture(cls, target: str, name: str, timeout: float, *,
+                     live: bool = False) -> tuple[ffmpeg.CaptureReader, np.ndarray]:
+        return ffmpeg.open_url(target, name, timeout, live=live)
 
     @classmethod
     def default_live(cls, target: str) -> bool:
@@ -138,7 +142,8 @@ class VideoFileSource(CaptureSource):
         return path, path
 
     @classmethod
-    def open_capture(cls, target: str, name: str, timeout: float) -> tuple[ffmpeg.CaptureReader, np.ndarray]:
+    def open_capture(cls, target: str, name: str, timeout: float, *,
+                     live: bool = False) -> tuple[ffmpeg.CaptureReader, np.ndarray]:
         return ffmpeg.open_file(target, name)
 
 

@@ -41,7 +41,10 @@ class Frame:
     Args:
         index: position in the stream, from 0; a live source's gaps are the frames it dropped.
         image: uint8 (H, W, 3) BGR, as OpenCV decodes it.
-        timestamp: ``time.monotonic()`` when it was decoded.
+        timestamp: its capture time: ``time.monotonic()`` when the decoder handed it over (for the first
+            frame, which is read while the source opens, when it was read). The pipeline's capture-to-output
+            latency counts from here, so it includes the time a frame waits for the pipeline but not the
+            network and decoder delays in front of it.
     """
 
     index: int
@@ -72,9 +75,13 @@ class Source:
         name: what was opened (a path, ``camera 0``, a URL without its password).
         fps: the container's frame rate; 30 (or the ``fps`` given to :func:`open_source`) when unknown.
         size: (height, width) of the frames.
-        live: keep only the newest frame and count the ones dropped (cameras, streams).
+        live: keep only the newest frame and count the ones dropped (cameras, streams): at most one frame
+            waits for the consumer, and a newer one replaces it ("latest wins"), so a slow consumer sees fresh
+            frames rather than a growing queue.
         frame_count: frames in the file as the container reports them; None for live or unknown.
         dropped: frames a live source discarded because the consumer was slower than the source.
+        waiting_max: the most frames that ever waited for the consumer at once (at most 1 for a live source;
+            up to ``queue_size`` for a file, which never drops one).
         error: why reading stopped early (damage in a file, a lost stream, a stall); None after a clean end.
 
     A source kind subclasses it with the class methods ``matches(spec)`` and ``from_spec(spec, options)``
@@ -96,9 +103,11 @@ class Source:
         self.live = live
         self.frame_count = frame_count
         self.dropped = 0
+        self.waiting_max = 0
         self.error: str | None = None
         self._reader = reader
         self._first: np.ndarray | None = first
+        self._first_at = time.monotonic()  # the first frame was read just now, while the source opened
         self._capacity = 1 if live else queue_size
         self._reopen = reopen
         self._reconnects = reconnects if reopen is not None else 0
@@ -161,6 +170,12 @@ class Source:
             frame = self._buffer.popleft()
             self._cond.notify_all()
             return frame
+
+    @property
+    def waiting(self) -> int:
+        """Frames decoded and not yet read (0 or 1 for a live source)."""
+        with self._cond:
+            return len(self._buffer)
 
     def stop(self) -> None:
         """Stop decoding, wait for the thread and release the capture. Safe to call more than once."""
@@ -225,8 +240,10 @@ class Source:
         while not self._stop.is_set():
             if self._first is not None:
                 image, self._first = self._first, None
+                decoded_at = self._first_at
             else:
                 image = self._reader.read()
+                decoded_at = time.monotonic()
             if self._stop.is_set():
                 break
             if image is None:
@@ -241,7 +258,7 @@ class Source:
                 self._check_complete(self._index)
                 break
             self._progress_at = time.monotonic()
-            self._push(Frame(self._index, image, self._progress_at))
+            self._push(Frame(self._index, image, decoded_at))
             self._index += 1
 
     def _check_complete(self, index: int) -> None:
@@ -266,6 +283,7 @@ class Source:
                 self._reader, self._first = self._reopen()
             except SourceError:
                 continue
+            self._first_at = time.monotonic()
             return failures
         attempts = self._reconnects
         tried = f", and {attempts} reconnect attempt{'s' if attempts != 1 else ''} failed" if attempts else ""
@@ -276,7 +294,7 @@ class Source:
         with self._cond:
             if self._stop.is_set():
                 return
-            if self.live:
+            if self.live:  # latest wins: the waiting frame (the oldest) makes way for this one
                 while len(self._buffer) >= self._capacity:
                     self._buffer.popleft()
                     self.dropped += 1
@@ -286,6 +304,7 @@ class Source:
                 if self._stop.is_set():
                     return
             self._buffer.append(frame)
+            self.waiting_max = max(self.waiting_max, len(self._buffer))
             self._cond.notify_all()
 
 

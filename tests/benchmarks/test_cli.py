@@ -16,7 +16,8 @@ def run(tmp_path_factory):
     out, cache = tmp_path_factory.mktemp("bench"), tmp_path_factory.mktemp("cache")
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--models", "lowlight_edgetest", "unet_test", "--resolutions", "48x64",
-         "--iters", "2", "--warmup", "1", "--e2e-frames", "6", "--out", str(out), "--cache", str(cache)],
+         "--iters", "2", "--warmup", "1", "--e2e-frames", "6", "--live-seconds", "0", "--out", str(out),
+         "--cache", str(cache)],
         capture_output=True, text=True, timeout=600)
     return proc, out
 
@@ -40,10 +41,11 @@ def test_results_schema_rows_and_reference(run):
     assert models == {"lowlight_edgetest", "unet_test"}
     for model in models:
         mine = {r["backend"]: r for r in rows if r["model"] == model}
-        assert {"torch", "ort-cpu", "ort-cpu-fp16"} <= set(mine)
+        assert {"torch", "ort-cpu", "ort-cpu-fp16", "ort-cpu-int8"} <= set(mine)
         assert mine["torch"]["speedup"] == pytest.approx(1.0)
         assert mine["torch"]["parity_psnr_db"] > 100  # the runner (channels-last) against plain eager
         assert mine["ort-cpu"]["parity_psnr_db"] > 80 and mine["ort-cpu-fp16"]["parity_psnr_db"] > 45
+        assert 35 <= mine["ort-cpu-int8"]["parity_psnr_db"] < 80 and mine["ort-cpu-int8"]["precision"] == "int8"
         for r in mine.values():
             assert r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] and r["fps"] > 0 and r["gmacs"] > 0
             assert r["floor_ms"] > 0 and 0 < r["floor_pct"] <= 100 and r["floor_bound"] in ("compute", "memory")
@@ -60,7 +62,8 @@ def test_unavailable_backends_are_listed_with_a_reason(run):
     measured = {r["backend"] for r in results["rows"]}
     assert not (set(listed) & measured)
     assert set(listed) | measured == {"torch", "torch-fp16", "torch-fp16-graphs", "ort-cpu", "ort-cpu-fp16",
-                                      "ort-cuda", "ort-cuda-fp16", "ort-tensorrt", "tensorrt"}
+                                      "ort-cpu-int8", "ort-cuda", "ort-cuda-fp16", "ort-tensorrt", "tensorrt",
+                                      "tensorrt-int8"}
     assert all(reason for reason in listed.values())
     text = (out / "results.md").read_text()
     assert all(f"`{name}`" in text for name in listed)

@@ -84,4 +84,4 @@ def test_an_unknown_option_is_one_line_on_the_command_line(export, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "python -m runtime: error: the onnxruntime backend (model.onnx) does not take cuda_graphs; "
-        "it takes device, providers, stream, threads"]
+        "it takes device, optimization, optimized_cache, providers, spinning, stream, threads"]

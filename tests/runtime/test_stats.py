@@ -171,7 +171,8 @@ def test_table_and_json(tmp_path):
 
 def test_empty_stats():
     summary = Stats().summary()
-    assert summary == {"frames": 0, "dropped": 0, "wall_s": 0.0, "fps": 0.0, "stages": {}}
+    assert summary == {"frames": 0, "dropped": 0, "waiting_max": 0, "wall_s": 0.0, "fps": 0.0,
+                       "latency_ms": {"count": 0, "p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}, "stages": {}}
     assert "0 frames" in Stats().table()
 
 
