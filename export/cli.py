@@ -156,9 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(_table(summary_rows(report)))
     print(f"\n{report['name']}: {'all artefacts passed parity' if report['passed'] else 'PARITY FAILED'}; "
           f"report: {report['out']}/export_report.md ({report['seconds']:.0f} s)")
-    for row in report["artefacts"]:
-        if row["status"] == "not built":
-            print(f"no engine: {row['note']}")
+    for note in dict.fromkeys(row["note"] for row in report["artefacts"] if row["status"] == "not built"):
+        print(f"no engine: {note}")
     if report["triton_repo"]:
         print(f"Triton model repository: {report['triton_repo']}")
     return 0 if report["passed"] else 1

@@ -1,7 +1,8 @@
 """FP16 ONNX -> TensorRT engine plan, with a build cache, a timing cache and a runner for parity checks.
 
 The network is created strongly typed, so the precision of every layer comes from the ONNX file (a
-mixed-precision FP16 ONNX written by ``export``): no precision builder flags are set. That one path
+mixed-precision FP16 ONNX written by ``export``, or the symmetric INT8 Q/DQ file ``model.int8.qdq.onnx``,
+which TensorRT builds by explicit quantization): no precision builder flags are set. That one path
 builds on TensorRT 10 and TensorRT 11, which removed weak typing.
 
 ``tensorrt`` (and ``torch``, for the GPU) are imported inside the functions that need them, so this

@@ -11,8 +11,9 @@ differs between the two consumers:
 * ``asymmetric`` (the ONNX Runtime artefact, ``model.int8.onnx``): UINT8 with a zero point, U8S8
   arithmetic, the fast path of ONNX Runtime's x86 kernels (VPMADDUBSW). On an AVX2 AMD EPYC the
   same models quantized with symmetric INT8 activations ran 1.2 to 2.1 times slower (RESULTS).
-* ``symmetric`` (the TensorRT engine's source): INT8 with zero point 0, the only activation
-  quantization TensorRT accepts.
+* ``symmetric`` (the TensorRT engine's source, ``model.int8.qdq.onnx``): INT8 with zero point 0 and
+  float biases, what TensorRT's explicit quantization takes (symmetric INT8 Q/DQ, built strongly
+  typed with no precision flags).
 
 What is quantized (``QUANTIZED_OPS``): convolutions and matmuls whose reduction depth (input
 channels per group x kernel area) is at least ``MIN_DEPTH`` and that are not depthwise, and the operators between them that
@@ -186,8 +187,10 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, feeds: Sequenc
             calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                               "entropy": CalibrationMethod.Entropy}[method],
             calibration_providers=["CPUExecutionProvider"],
+            # TensorRT dequantizes INT8 (not INT32) tensors only: its file keeps the biases float, added
+            # after the integer product; ONNX Runtime's QLinearConv takes them as INT32.
             extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
-                           "CalibTensorRangeSymmetric": symmetric})
+                           "CalibTensorRangeSymmetric": symmetric, "QuantizeBias": not symmetric})
     model = onnx.load(str(dst))
     source = onnx.load(str(src), load_external_data=False)
     present = {p.key for p in model.metadata_props}

@@ -142,7 +142,7 @@ def test_symmetric_qdq_for_tensorrt_has_zero_points_of_zero_and_matches(tmp_path
     zeros = {t.name: t for t in graph.initializer}
     points = [zeros[n.input[2]] for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
               and len(n.input) > 2 and n.input[2] in zeros]
-    assert points and {p.data_type for p in points} <= {onnx.TensorProto.INT8, onnx.TensorProto.INT32}  # INT32: biases
+    assert points and {p.data_type for p in points} == {onnx.TensorProto.INT8}  # no UINT8, no INT32 biases
     assert all(not onnx.numpy_helper.to_array(p).any() for p in points)  # TensorRT takes zero point 0 only
     assert int8_summary(sym)["activations"] == "int8"
     test = sample_inputs(meta, 1, 48, 64, seed=3)
@@ -233,3 +233,41 @@ def test_precision_picks_the_artefact_and_refuses_what_is_not_there(tmp_path):
     sidecar["cpu_time"]["cpu"] = "another CPU"
     (out / "model.int8.onnx.json").write_text(json.dumps(sidecar))
     assert load(out).path.name == "model.onnx"
+
+
+def test_with_tensorrt_the_int8_engine_is_built_from_the_symmetric_qdq_file(tmp_path, monkeypatch):
+    """The pipeline's engine stage, with TensorRT's build replaced by a copy of the ONNX file it was given and
+    the engine runner by ONNX Runtime on that copy: which file each engine comes from, and its parity gate."""
+    import export.engine as trt_engine
+    import runtime.runners.tensorrt as trt_runner
+    from export.pipeline import ExportOptions
+    from runtime.runners.onnxruntime import OnnxRuntimeRunner
+
+    built = {}
+
+    def build_engine(onnx_path, plan_path, profile, **options):
+        built[Path(plan_path).name] = Path(onnx_path).name
+        Path(plan_path).write_bytes(Path(onnx_path).read_bytes())
+        return trt_engine.EngineBuild(Path(plan_path), "key", False, 0.0, "10.99", "9.0", {}, {}, 1)
+
+    class EngineOnOnnxRuntime(OnnxRuntimeRunner):
+        def __init__(self, path, sidecar=None, **options):
+            super().__init__(path, sidecar, device="cpu")
+
+    monkeypatch.setattr(ExportOptions, "engine_unavailable", lambda self: None)
+    monkeypatch.setattr(trt_engine, "build_engine", build_engine)
+    monkeypatch.setattr(trt_engine, "compute_capability", lambda: "9.0")
+    monkeypatch.setattr(trt_engine, "tensorrt_version", lambda: "10.99")
+    monkeypatch.setattr(trt_runner, "TensorRTRunner", EngineOnOnnxRuntime)
+    ckpt = _checkpoint(tmp_path, "lowlight_edgetest")
+    out = tmp_path / "out"
+    assert main([str(ckpt), "--int8", "--fp16", "--out", str(out), *SMALL]) == 0
+    assert built == {"model.fp16.engine": "model.fp16.onnx", "model.int8.engine": "model.int8.qdq.onnx"}
+    sidecar = read_sidecar(out / "model.int8.engine")
+    assert sidecar.precision == "int8" and sidecar.parity["passed"]
+    assert sidecar.parity["thresholds"]["int8_min_psnr"] == 35.0
+    rows = {a["artefact"]: a for a in json.loads((out / "export_report.json").read_text())["artefacts"]}
+    assert rows["model.int8.engine"]["tensorrt"]["source"] == "model.int8.qdq.onnx"
+    assert rows["model.int8.engine"]["int8"]["activations"] == "int8"
+    assert int8_summary(out / "model.int8.qdq.onnx")["activations"] == "int8"
+    assert int8_summary(out / "model.int8.onnx")["activations"] == "uint8"
