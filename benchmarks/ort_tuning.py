@@ -17,8 +17,10 @@ For every model (a registry preset with seeded weights, exported once by ``bench
    FPS, for the thread and spinning settings, again taking turns.
 
 Prints the tables and the default's speed-up over PyTorch eager; writes ``ort_tuning.json`` and
-``ort_tuning.md`` to ``--out``. About 8 minutes for the five edge models on a 2-core CPU with the
-default ``--seconds`` and ``--e2e-seconds``.
+``ort_tuning.md`` to ``--out``. ``--seconds`` and ``--e2e-seconds`` set the length: the defaults aim at
+under 10 minutes for the five edge models on an idle 2-core CPU. The load average at the start and the
+end is recorded: on a CPU shared with other work PyTorch's OpenMP threads slow down far more than ONNX
+Runtime's, and the speed-ups mean little.
 """
 
 from __future__ import annotations
@@ -109,7 +111,8 @@ def measure_startup(onnx: Path, repeats: int) -> list[dict]:
               (f"cache, later start ({DEFAULT_OPTIMIZATION}, reads it)", {}, False)]
     found: dict[str, list[float]] = {label: [] for label, _, _ in cases}
     hits: dict[str, bool] = {}
-    entries = {OnnxRuntimeRunner(onnx, device="cpu").activate().optimized_path}  # the cache entry, to remove
+    with OnnxRuntimeRunner(onnx, device="cpu") as probe:  # also imports onnxruntime before anything is timed
+        entries = {probe.optimized_path}  # the cache entry, removed before each first start
     for _ in range(repeats):
         for label, options, clear in cases:
             if clear:
