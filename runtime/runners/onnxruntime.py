@@ -33,7 +33,7 @@ OPTIMIZATION = ("disable", "basic", "extended", "layout", "all")
 """``optimization``: ONNX Runtime's graph optimisation levels; ``layout`` and ``all`` add the NCHWc layout
 (x86) and are specific to the CPU they ran on."""
 
-DEFAULT_SPINNING = "off"
+DEFAULT_SPINNING = "run"
 """The fastest end to end (``python -m benchmarks.ort_tuning``, benchmarks/RESULTS.md): on a small machine the
 spinning threads (``on``, and ``run`` while a frame runs) take the cores the pipeline's decode and encode threads
 need; ``on`` is a little faster for inference alone."""
