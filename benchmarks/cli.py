@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.core.cli import ArgumentParser, bounded_float, bounded_int, thread_count
-from runtime.core.sidecar import MAX_SIDE
+from runtime.core.sidecar import MAX_SIDE, PRECISIONS
 
 from .backends import BACKENDS, backend_names
 from .models import DEFAULT_MODELS, parse_resolution
@@ -69,7 +69,7 @@ def build_parser() -> ArgumentParser:
                         "listed with the reason)")
     p.add_argument("--resolutions", type=_resolutions, default=["360p"], metavar="LIST",
                    help="360p, 720p, 1080p or HxW, comma-separated (default: 360p)")
-    p.add_argument("--precisions", type=_list, default=["fp32", "fp16", "int8"], metavar="LIST",
+    p.add_argument("--precisions", type=_list, default=list(PRECISIONS), metavar="LIST",
                    help="fp32, fp16, int8 (default: all three; INT8 rows run python -m export --int8's file, "
                         "calibrated on the family's generated inputs)")
     p.add_argument("--warmup", type=bounded_int(0, 1_000_000), default=3, help="untimed runs before timing")
@@ -300,8 +300,8 @@ def run_benchmarks(args) -> dict:
     unknown = sorted(set(args.backends) - set(backend_names()))
     if unknown:
         raise ValueError(f"unknown backends {unknown}; choose from {backend_names()}")
-    if bad := sorted(set(args.precisions) - {"fp32", "fp16", "int8"}):
-        raise ValueError(f"unknown precisions {bad}; choose from fp32, fp16, int8")
+    if bad := sorted(set(args.precisions) - set(PRECISIONS)):
+        raise ValueError(f"unknown precisions {bad}; choose from {', '.join(PRECISIONS)}")
     unavailable = [{"backend": b.name, "label": b.label, "reason": r} for b in chosen if (r := b.unavailable())]
     runnable = [b for b in chosen if not b.unavailable()]
     device_peaks = gpu_peaks(env["gpu"]["name"]) if env["gpu"] else None

@@ -10,7 +10,7 @@ differs between the two consumers:
 
 * ``asymmetric`` (the ONNX Runtime artefact, ``model.int8.onnx``): UINT8 with a zero point, U8S8
   arithmetic, the fast path of ONNX Runtime's x86 kernels (VPMADDUBSW). On an AVX2 AMD EPYC the
-  same models quantized with symmetric INT8 activations ran 1.2 to 2.1 times slower (RESULTS).
+  same models quantized with symmetric INT8 activations ran up to 2.1 times slower (RESULTS).
 * ``symmetric`` (the TensorRT engine's source, ``model.int8.qdq.onnx``): INT8 with zero point 0 and
   float biases, what TensorRT's explicit quantization takes (symmetric INT8 Q/DQ, built strongly
   typed with no precision flags).

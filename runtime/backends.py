@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .core.errors import ModelError
+from .core.sidecar import PRECISIONS as ARTEFACT_PRECISIONS
 
-PRECISIONS = ("auto", "fp32", "fp16", "int8")
+PRECISIONS = ("auto", *ARTEFACT_PRECISIONS)
 """What ``--precision`` chooses in an export folder; ``auto`` is each backend's own rule (``pick``)."""
 
 __all__ = ["PRECISIONS", "Backend", "OPTIONS", "CAPABILITIES", "register_backend", "get_backend", "list_backends", "capabilities",

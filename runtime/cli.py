@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .backends import list_backends
+from .backends import PRECISIONS, list_backends
 from .core.cli import (
     ArgumentParser,
     bounded_int,
@@ -56,7 +56,7 @@ def _common(p: ArgumentParser, *, video_input: bool = True) -> None:
     b.add_argument("--backend", choices=["auto", *list_backends()], default="auto",
                    help="auto: by the model's suffix (an export folder: its engine if TensorRT can run here, "
                         "else ONNX)")
-    b.add_argument("--precision", choices=["auto", "fp32", "fp16", "int8"], default="auto",
+    b.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="which artefact of an export folder to run. auto: the FP16 ONNX with a GPU build of "
                         "ONNX Runtime; on the CPU, of model.onnx and model.int8.onnx the one the export timed "
                         "faster on this CPU model, else model.onnx")
@@ -195,8 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.stats:
         pipeline.stats.write_json(args.stats)
     where = f" to {args.output}" if args.output else ""
-    print(f"{summary['frames']} frames{where}; {runner.name} on {runner.backend} ({runner.device}), "
-          f"{summary['fps']:.1f} FPS end to end, {summary['dropped']} dropped")
+    print(f"{summary['frames']} frames{where}; {runner.name} {runner.sidecar.precision.upper()} on {runner.backend} "
+          f"({runner.device}), {summary['fps']:.1f} FPS end to end, {summary['dropped']} dropped")
     if pipeline.interrupted:  # Ctrl-C, SIGTERM, SIGHUP: a clean stop; what was processed is written
         signum = pipeline.stop_signal or signal.SIGINT
         print(f"{main.prog}: interrupted ({signal.Signals(signum).name}) after {summary['frames']} frames",

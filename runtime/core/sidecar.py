@@ -43,9 +43,9 @@ from pathlib import Path
 
 from .errors import SidecarError
 
-__all__ = ["FORMAT", "MIN_SIDE", "MAX_SIDE", "KINDS", "PRECISIONS", "ShapeRange", "TensorRTBuild", "Sidecar",
-           "make_profile", "sidecar_path", "read_sidecar", "validate_sidecar", "file_sha256", "cached_sha256",
-           "verify_artefact", "SidecarError"]
+__all__ = ["FORMAT", "MIN_SIDE", "MAX_SIDE", "KINDS", "PRECISIONS", "IO_PRECISIONS", "ShapeRange", "TensorRTBuild",
+           "Sidecar", "make_profile", "sidecar_path", "read_sidecar", "validate_sidecar", "file_sha256",
+           "cached_sha256", "verify_artefact", "SidecarError"]
 
 FORMAT = "edgelight-sidecar/1"
 MIN_SIDE, MAX_SIDE = 16, 8192
@@ -53,6 +53,9 @@ MIN_SIDE, MAX_SIDE = 16, 8192
 KINDS = ("onnx", "engine")
 """What a sidecar file describes (a checkpoint's ``Sidecar`` lives in memory only, kind ``checkpoint``)."""
 PRECISIONS = ("fp32", "fp16", "int8")
+"""What an artefact's arithmetic runs in."""
+IO_PRECISIONS = ("fp32", "fp16")
+"""The types of an artefact's inputs and outputs (an INT8 file takes and gives FP32)."""
 
 _LEGACY_TASKS = {"lowlight": "enhance", "relight": "relight", "ibr": "ibr"}
 """Sidecars written before ``task`` was recorded: the task their family had then."""
@@ -249,9 +252,9 @@ def validate_sidecar(data: object) -> dict:
             raise SidecarError(f"sidecar {key!r} must be {kind.__name__}, not {type(data[key]).__name__}")
     if data["kind"] not in KINDS:
         raise SidecarError(f"sidecar kind {data['kind']!r} is not one of {', '.join(KINDS)}")
-    for key in ("precision", "io_precision"):
-        if data[key] not in PRECISIONS:
-            raise SidecarError(f"sidecar {key} {data[key]!r} is not one of {', '.join(PRECISIONS)}")
+    for key, allowed in (("precision", PRECISIONS), ("io_precision", IO_PRECISIONS)):
+        if data[key] not in allowed:
+            raise SidecarError(f"sidecar {key} {data[key]!r} is not one of {', '.join(allowed)}")
     if data.get("task") is not None and not isinstance(data["task"], str):
         raise SidecarError(f"sidecar 'task' must be a string or null, not {type(data['task']).__name__}")
     contract = data["contract"]

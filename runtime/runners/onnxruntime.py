@@ -34,9 +34,9 @@ OPTIMIZATION = ("disable", "basic", "extended", "layout", "all")
 (x86) and are specific to the CPU they ran on."""
 
 DEFAULT_SPINNING = "run"
-"""The fastest end to end (``python -m benchmarks.ort_tuning``, benchmarks/RESULTS.md): on a small machine the
-spinning threads (``on``, and ``run`` while a frame runs) take the cores the pipeline's decode and encode threads
-need; ``on`` is a little faster for inference alone."""
+"""Spin only while a frame runs (``python -m benchmarks.ort_tuning``, benchmarks/RESULTS.md): as fast as
+``on`` for inference and as fast as ``off`` end to end; ``on`` keeps spinning after each run and takes the
+cores a pipeline's decode and encode threads need on a small machine, ``off`` sleeps between operators."""
 DEFAULT_OPTIMIZATION = "all"
 
 _TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -100,7 +100,7 @@ class OnnxRuntimeRunner(Runner):
             (the GPU for the CUDA and TensorRT providers).
         stream: a CUDA stream handle (int) for the CUDA provider to compute on; None: its own.
         spinning: ``on``, ``run`` or ``off`` (``SPINNING``; default ``DEFAULT_SPINNING``): whether idle CPU
-            threads busy-wait, which is faster alone but takes a core from a pipeline's decode and encode threads.
+            threads busy-wait (faster within a run; between runs it takes the cores of a pipeline's other threads).
         optimization: the graph optimisation level, one of ``OPTIMIZATION`` (default ``all``).
         optimized_cache: keep the optimised model and load it on later activations (CPU provider only).
 

@@ -195,7 +195,8 @@ def test_sidecar_schema_rejects_what_the_runtime_could_not_use(tmp_path):
     broken = [
         {k: v for k, v in good.items() if k != "contract"},
         {**good, "format": "other/1"},
-        {**good, "precision": "int8"},
+        {**good, "precision": "int4"},
+        {**good, "io_precision": "int8"},
         {**good, "profile": {"image": {"min": [1, 3, 64, 64], "opt": [1, 3, 32, 32], "max": [1, 3, 128, 128]}}},
         {**good, "profile": {"frame": good["profile"]["image"]}},
         {**good, "kind": "engine"},  # an engine must say which TensorRT and GPU it was built for

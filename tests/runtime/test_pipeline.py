@@ -79,7 +79,7 @@ def test_enhance_end_to_end_on_onnxruntime(lowlight, clip, tmp_path, capsys):
     assert main(["enhance", "--model", str(lowlight), "--input", str(clip), "--output", str(out),
                  "--stats", str(stats), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "lowlight_edgetest_v1 on onnxruntime (cpu)" in printed and "infer" in printed and "p99" in printed
+    assert "lowlight_edgetest_v1 FP32 on onnxruntime (cpu)" in printed and "infer" in printed and "p99" in printed
     source, result = read_frames(clip), read_frames(out)
     assert len(result) == len(source) == 24 and result[0].shape == source[0].shape
     assert np.mean(result) > np.mean(source) + 20  # the model brightens; the video shows it
