@@ -4,7 +4,7 @@
 INT8 ONNX files (with sidecars, so ``runtime.load`` takes them) and the contract. Registry presets get
 weights from ``torch.manual_seed(0)``: speed does not depend on training, and parity is measured on
 realistic inputs from the family's generator. Exports are cached by the checkpoint's content and the
-source of the model's package (a preset whose code changed is made and exported again).
+training package's source (a preset whose code changed is made and exported again).
 """
 
 from __future__ import annotations
@@ -56,15 +56,14 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def _code_digest(meta: dict) -> str:
-    """A digest of the Python source of the model's family package (and the shared model code)."""
+def _code_digest() -> str:
+    """A digest of the training package's Python source: what builds and exports the models (a family can
+    use another's modules, as relight uses sfsnet's), so any change there makes and exports them again."""
     import train
 
-    root = Path(train.__file__).parent
     digest = hashlib.sha256()
-    for folder in (root / meta["family"], root / "models"):
-        for path in sorted(folder.glob("*.py")):
-            digest.update(path.read_bytes())
+    for path in sorted(Path(train.__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:8]
 
 
@@ -83,14 +82,14 @@ def prepare(spec: str, cache: Path, *, quiet: bool = True, int8: bool = False) -
 
     cache.mkdir(parents=True, exist_ok=True)
     if spec in list_models():
-        ckpt = cache / f"{spec}-{_code_digest({'family': spec.partition('_')[0]})}.ckpt"
+        ckpt = cache / f"{spec}-{_code_digest()}.ckpt"
         if not ckpt.is_file():
             torch.manual_seed(0)
             save_checkpoint(ckpt, create_model(spec).eval())
     else:
         ckpt = checkpoint_path(spec)
     meta = read_checkpoint(ckpt)["edgelight"]
-    folder = cache / f"{meta['name']}-{_digest(ckpt)}-{_code_digest(meta)}"
+    folder = cache / f"{meta['name']}-{_digest(ckpt)}-{_code_digest()}"
     onnx, half, q8 = folder / "model.onnx", folder / "model.fp16.onnx", folder / "model.int8.onnx"
     report_path = folder / "export_report.json"
     tried_int8 = report_path.is_file() and any(a["precision"] == "int8" for a in json.loads(

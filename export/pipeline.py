@@ -222,6 +222,8 @@ def run_export(options: ExportOptions) -> dict:
         parent = next((p for p in [folder, *folder.parents] if p.exists()), None)
         if parent is not None and (not parent.is_dir() or not os.access(parent, os.W_OK)):
             raise ExportError(f"{option} {folder}: cannot create or write it under {parent}")
+    if options.int8:  # read (and check) the calibration data before anything is built: a bad folder fails at once
+        calib, where = _calibration(meta, options)
     reason = None if options.engine is False else options.engine_unavailable()
     if options.engine is False:
         reason = "--no-engine"
@@ -294,11 +296,10 @@ def run_export(options: ExportOptions) -> dict:
 
         sources = [last]  # what engines are built from: the FP16 (or FP32) file, and the INT8 Q/DQ one
         if options.int8:
-            from .int8 import calibration_feeds, int8_summary, quantize_int8
+            from .int8 import int8_summary, quantize_int8
 
             t0 = log.stage(f"INT8 ONNX: ONNX Runtime static quantization, Q/DQ, per-channel INT8 weights, UINT8 "
                            f"activations, {options.calib_method} calibration")
-            calib, where = _calibration(calibration_feeds, meta, options)
             ops, nodes = _split_keep(fp32.path, options.keep_fp32)
             q8 = _Artefact(f"{stem}.int8.onnx", "onnx", "int8", staging / f"{stem}.int8.onnx")
             quantize_int8(fp32.path, q8.path, calib, method=options.calib_method, keep_ops=ops, keep_nodes=nodes)
@@ -406,8 +407,9 @@ def _engine_stage(source: _Artefact, artefacts: list[_Artefact], reason: str | N
     artefacts.append(plan)
 
 
-def _calibration(calibration_feeds, meta: dict, options: ExportOptions) -> tuple[list, str]:
-    from .int8 import CalibrationError
+def _calibration(meta: dict, options: ExportOptions) -> tuple[list, str]:
+    """The INT8 calibration feeds and where they came from; a CalibrationError is bad input (exit 2)."""
+    from .int8 import CalibrationError, calibration_feeds
 
     try:
         return calibration_feeds(meta, options.calib_count, folder=options.calib)
