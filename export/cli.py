@@ -75,8 +75,9 @@ def build_parser() -> ArgumentParser:
                         "realistic inputs; exp/log/pow, normalisation, reductions, resizing and shallow "
                         "(depthwise) convolutions stay float. With TensorRT, also an INT8 engine (symmetric Q/DQ)")
     q.add_argument("--calib", metavar="DIR",
-                   help="calibrate on the images and videos in DIR (frames of the camera or footage the model "
-                        "will see; default: the family's generated inputs, the ones parity uses)")
+                   help="calibrate on the images and videos in DIR, or on one video file (frames of the camera "
+                        "or footage the model will see; default: the family's generated inputs, the ones parity "
+                        "uses)")
     q.add_argument("--calib-count", type=bounded_int(1, 100_000), default=32, metavar="N",
                    help="calibration samples (default: 32; at least 8)")
     q.add_argument("--calib-method", choices=["minmax", "percentile", "entropy"], default="minmax",

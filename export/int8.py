@@ -298,17 +298,22 @@ def _frame_input(meta: dict) -> str:
 
 
 def _read_frames(folder: Path, count: int, size: tuple[int, int]) -> list[np.ndarray]:
-    """``count`` RGB float frames in [0, 1] from the images and videos in ``folder`` (name order)."""
+    """``count`` RGB float frames in [0, 1] from the images and videos in ``folder`` (name order), or from
+    ``folder`` itself when it is one video file."""
     import cv2
 
     from runtime.video import IMAGE_SUFFIXES
     from runtime.video.ffmpeg import OTHER_VIDEO_SUFFIXES, VIDEO_SUFFIXES
 
-    if not folder.is_dir():
-        raise CalibrationError(f"--calib {folder}: {'not a folder' if folder.exists() else 'no such folder'}")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    video_suffixes = (*VIDEO_SUFFIXES, *OTHER_VIDEO_SUFFIXES)
+    if folder.is_file() and folder.suffix.lower() in video_suffixes:
+        files = [folder]
+    elif not folder.is_dir():
+        raise CalibrationError(f"--calib {folder}: {'not a folder or a video' if folder.exists() else 'no such folder'}")
+    else:
+        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-    videos = [p for p in files if p.suffix.lower() in (*VIDEO_SUFFIXES, *OTHER_VIDEO_SUFFIXES)]
+    videos = [p for p in files if p.suffix.lower() in video_suffixes]
     if not images and not videos:
         kinds = ", ".join(sorted({p.suffix or p.name for p in files})[:5]) or "nothing"
         raise CalibrationError(f"--calib {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}) or videos; it holds "

@@ -171,6 +171,17 @@ def test_calibration_from_a_folder_of_real_photos(tmp_path):
     assert {f["image"].shape for f in feeds} == {(1, 3, 360, 640)}  # every photo scaled and cropped to one shape
 
 
+def test_calibration_from_one_video_file(tmp_path):
+    from runtime.democlip import make_demo_clip
+
+    clip = make_demo_clip(tmp_path / "night.mp4", kind="lowlight", frames=12, size=(96, 128))
+    _, meta = load_checkpoint(_checkpoint(tmp_path, "lowlight_edgetest"))
+    feeds, source = calibration_feeds(meta, 8, folder=clip, frame_size=(48, 64))
+    assert source == f"8 frames from {clip}" and len(feeds) == 8
+    assert {f["image"].shape for f in feeds} == {(1, 3, 48, 64)}
+    assert len({float(f["image"].mean()) for f in feeds}) > 1  # frames spread over the clip, not one repeated
+
+
 def _bad_folder(tmp_path: Path, kind: str) -> str:
     folder = tmp_path / kind
     folder.mkdir()
