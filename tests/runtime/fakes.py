@@ -7,6 +7,8 @@ streams (or reuses a buffer too early) computes wrong results here, as it would 
 ``fake_tensorrt`` is just the TensorRT runtime API the runner uses, on a ``SimCuda``; ``write_plan`` writes
 a plan it loads, ``model`` computes what that plan's engine gives, and ``make_sidecar`` builds an engine's
 sidecar. tests/runtime/test_cuda.py and tests/runtime/test_tensorrt_runner.py use them.
+
+``IdentityRunner`` is a host runner of an enhance model that returns its input, optionally after a delay.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import time
 import types
 from collections import deque
 from collections.abc import Callable
@@ -21,11 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.core.sidecar import Sidecar, make_profile
 from runtime.cuda.base import Cuda, CudaGraph, DeviceBuffer, Event, HostBuffer, Stream
 from runtime.cuda.kernels import KERNELS, frame_to_tensor_reference, tensor_to_frame_reference
+from runtime.runners.base import Runner
 
 __all__ = ["SimCuda", "SimStream", "SimEvent", "SimDeviceBuffer", "SimHostBuffer", "SimGraph", "PROFILE",
-           "make_sidecar", "fake_tensorrt", "write_plan", "model"]
+           "make_sidecar", "fake_tensorrt", "write_plan", "model", "IdentityRunner"]
 
 
 # --- a CUDA that runs on the CPU --------------------------------------------------------------------------------
@@ -379,3 +384,39 @@ def model(image: np.ndarray, light: np.ndarray | None, io: str) -> dict[str, np.
     scale = np.ones((1, 3), np.float32) if light is None else light.astype(np.float32)
     return {"out": ((1 - image) * scale.reshape(1, 3, 1, 1)).astype(io),
             "aux": image.mean(axis=1, keepdims=True).astype(np.float32)}
+
+
+# --- a host runner ----------------------------------------------------------------------------------------------
+
+
+class IdentityRunner(Runner):
+    """An enhance model that returns its input, after ``seconds`` (a model slower than its camera).
+
+    Args:
+        kind: the artefact kind its sidecar names (``onnx``, ``engine``).
+        low, high: the smallest and largest frame (H, W) of its profile (``high`` is also the one it is tuned for).
+    """
+
+    backend = "test"
+
+    def __init__(self, kind: str = "onnx", low: tuple[int, int] = (16, 16), high: tuple[int, int] = (64, 64),
+                 seconds: float = 0.0) -> None:
+        contract = {"inputs": [{"name": "image", "channels": 3}], "outputs": [{"name": "enhanced", "channels": 3}]}
+        super().__init__(Sidecar(artefact=f"identity.{kind}", kind=kind, name="identity", family="lowlight",
+                                 preset="test", config={}, contract=contract, task="enhance",
+                                 profile=make_profile(contract, low, high, high, 1)))
+        self.seconds = seconds
+
+    def activate_impl(self):
+        pass
+
+    def infer_impl(self, feeds):
+        if self.seconds:
+            time.sleep(self.seconds)
+        return {"enhanced": feeds["image"]}
+
+    def deactivate_impl(self):
+        pass
+
+    def io_metadata(self):
+        return [], []

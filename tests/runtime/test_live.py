@@ -3,19 +3,17 @@ pipeline reports capture-to-output latency without letting a queue build up, on 
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-import types
 
 import numpy as np
 import pytest
 
 from runtime import Pipeline
-from runtime.core.sidecar import Sidecar, make_profile
-from runtime.runners.base import Runner
 from runtime.tasks import EnhanceTask
 from runtime.video import NullSink, Source
+
+from .fakes import IdentityRunner
 
 SIZE = (32, 48)
 
@@ -86,39 +84,13 @@ def test_frames_carry_the_time_the_decoder_handed_them_over():
         assert decoded <= frame.timestamp <= taken
 
 
-class _SlowIdentity(Runner):
-    """A model that returns its input after ``seconds``: slower than the camera that feeds it."""
-
-    backend = "test"
-
-    def __init__(self, seconds: float) -> None:
-        contract = {"inputs": [{"name": "image", "channels": 3}], "outputs": [{"name": "enhanced", "channels": 3}]}
-        super().__init__(Sidecar(artefact="identity.onnx", kind="onnx", name="identity", family="lowlight",
-                                 preset="test", config={}, contract=contract, task="enhance",
-                                 profile=make_profile(contract, (16, 16), SIZE, (64, 64), 1)))
-        self.seconds = seconds
-
-    def activate_impl(self):
-        pass
-
-    def infer_impl(self, feeds):
-        time.sleep(self.seconds)
-        return {"enhanced": feeds["image"]}
-
-    def deactivate_impl(self):
-        pass
-
-    def io_metadata(self):
-        return [], []
-
-
 def test_the_pipeline_reports_capture_to_output_latency_and_a_live_source_builds_no_queue():
     """A 200 FPS source in front of a 50 FPS model: live, frames are dropped and latency stays near one
     inference; the same frames as a file are all processed and wait longer and longer."""
     runs = {}
     for live in (True, False):
         source, _ = _source(30, live=live, interval=0.005)
-        runs[live] = Pipeline(_SlowIdentity(0.02), EnhanceTask(), source, NullSink()).run()
+        runs[live] = Pipeline(IdentityRunner(high=SIZE, seconds=0.02), EnhanceTask(), source, NullSink()).run()
     live, file = runs[True], runs[False]
     for summary in (live, file):
         latency = summary["latency_ms"]
@@ -131,17 +103,6 @@ def test_the_pipeline_reports_capture_to_output_latency_and_a_live_source_builds
 
 
 # --- the GPU executor on a fake TensorRT ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fake_gpu(monkeypatch):
-    from .fakes import SimCuda, fake_tensorrt
-
-    cuda = SimCuda(seed=7)
-    trt = fake_tensorrt(cuda)
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    monkeypatch.setattr("runtime.cuda.get_cuda", lambda lib="auto", device=0: cuda)
-    return types.SimpleNamespace(cuda=cuda, trt=trt)
 
 
 def test_the_gpu_executor_hands_a_live_frame_on_before_the_next_one_arrives(fake_gpu, tmp_path):

@@ -17,7 +17,6 @@ from export.pipeline import ExportOptions, run_export
 from runtime import Pipeline, load
 from runtime.cli import main
 from runtime.core.errors import ModelError, TaskError
-from runtime.core.sidecar import Sidecar, make_profile
 from runtime.runners.base import Runner
 from runtime.tasks import EnhanceTask, RelightTask
 from runtime.video import open_sink, open_source
@@ -25,6 +24,7 @@ from train.checkpoint import save_checkpoint
 from train.models import create_model
 
 from .clips import read_frames
+from .fakes import IdentityRunner
 
 pytest.importorskip("onnxruntime")
 
@@ -100,29 +100,15 @@ def test_pytorch_reference_and_onnxruntime_agree_frame_at_a_time(lowlight, clip)
     assert a.shape == frame.shape and np.abs(a.astype(int) - b).max() <= 1
 
 
-class _Identity(Runner):
+class _Identity(IdentityRunner):
     """An engine-like runner (a profile of 32x32 .. 48x64) whose model returns its input."""
 
-    backend = "test"
-
     def __init__(self) -> None:
-        contract = {"inputs": [{"name": "image", "channels": 3}], "outputs": [{"name": "enhanced", "channels": 3}]}
-        super().__init__(Sidecar(artefact="identity.engine", kind="engine", name="identity", family="lowlight",
-                                 preset="test", config={}, contract=contract, task="enhance",
-                                 profile=make_profile(contract, (32, 32), (48, 64), (48, 64), 1)))
-
-    def activate_impl(self):
-        pass
+        super().__init__("engine", (32, 32), (48, 64))
 
     def infer_impl(self, feeds):
         assert 32 <= feeds["image"].shape[2] <= 48 and 32 <= feeds["image"].shape[3] <= 64
-        return {"enhanced": feeds["image"]}
-
-    def deactivate_impl(self):
-        pass
-
-    def io_metadata(self):
-        return [], []
+        return super().infer_impl(feeds)
 
 
 def test_frames_outside_an_engine_profile_are_fitted_into_it_and_back(clip, caplog):

@@ -9,8 +9,6 @@ On a GPU with TensorRT they run real engines built from a small FP16 ONNX file.
 from __future__ import annotations
 
 import logging
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -20,7 +18,7 @@ from runtime.core.errors import ModelError
 from runtime.runners.tensorrt import TensorRTRunner, check_engine_compatibility, rebuild_command
 from runtime.tasks import frame_to_tensor, tensor_to_frame
 
-from .fakes import SimCuda, SimStream, fake_tensorrt, make_sidecar, model, write_plan
+from .fakes import SimStream, make_sidecar, model, write_plan
 
 
 # --- the version and GPU check ----------------------------------------------------------------------------------
@@ -99,15 +97,6 @@ def test_activating_without_tensorrt_says_what_to_install(tmp_path):
 
 
 # --- a fake TensorRT on SimCuda ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fake_gpu(monkeypatch):
-    cuda = SimCuda(seed=7)
-    trt = fake_tensorrt(cuda)
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    monkeypatch.setattr("runtime.cuda.get_cuda", lambda lib="auto", device=0: cuda)
-    return types.SimpleNamespace(cuda=cuda, trt=trt)
 
 
 @pytest.mark.parametrize("io", ["float32", "float16"])
