@@ -81,15 +81,16 @@ def prepare(spec: str, cache: Path, *, quiet: bool = True, int8: bool = False) -
     from train.models import create_model, list_models
 
     cache.mkdir(parents=True, exist_ok=True)
+    code = _code_digest()
     if spec in list_models():
-        ckpt = cache / f"{spec}-{_code_digest()}.ckpt"
+        ckpt = cache / f"{spec}-{code}.ckpt"
         if not ckpt.is_file():
             torch.manual_seed(0)
             save_checkpoint(ckpt, create_model(spec).eval())
     else:
         ckpt = checkpoint_path(spec)
     meta = read_checkpoint(ckpt)["edgelight"]
-    folder = cache / f"{meta['name']}-{_digest(ckpt)}-{_code_digest()}"
+    folder = cache / f"{meta['name']}-{_digest(ckpt)}-{code}"
     onnx, half, q8 = folder / "model.onnx", folder / "model.fp16.onnx", folder / "model.int8.onnx"
     report_path = folder / "export_report.json"
     tried_int8 = report_path.is_file() and any(a["precision"] == "int8" for a in json.loads(

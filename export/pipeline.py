@@ -271,6 +271,8 @@ def run_export(options: ExportOptions) -> dict:
         log(f"{_size(fp32.path)}, checker ok, parity {fp32.parity_text()} ({fp32.seconds:.1f} s)")
         artefacts.append(fp32)
         last = fp32
+        if options.fp16 or options.int8:  # --keep-fp32: operator types and node names, for FP16 and INT8 alike
+            ops, nodes = _split_keep(fp32.path, options.keep_fp32)
 
         if options.fp16:
             t0 = log.stage("FP16 ONNX: onnxconverter-common float16, sensitive ops kept FP32"
@@ -278,7 +280,6 @@ def run_export(options: ExportOptions) -> dict:
             from .fp16 import KEEP_FP32
 
             half = _Artefact(f"{stem}.fp16.onnx", "onnx", "fp16", staging / f"{stem}.fp16.onnx")
-            ops, nodes = _split_keep(fp32.path, options.keep_fp32)
             convert_fp16(fp32.path, half.path, keep_fp32=tuple(dict.fromkeys(KEEP_FP32 + ops)), keep_nodes=nodes,
                          fp16_io=options.fp16_io)
             half.seconds = time.perf_counter() - t0
@@ -300,7 +301,6 @@ def run_export(options: ExportOptions) -> dict:
 
             t0 = log.stage(f"INT8 ONNX: ONNX Runtime static quantization, Q/DQ, per-channel INT8 weights, UINT8 "
                            f"activations, {options.calib_method} calibration")
-            ops, nodes = _split_keep(fp32.path, options.keep_fp32)
             q8 = _Artefact(f"{stem}.int8.onnx", "onnx", "int8", staging / f"{stem}.int8.onnx")
             quantize_int8(fp32.path, q8.path, calib, method=options.calib_method, keep_ops=ops, keep_nodes=nodes)
             q8.seconds = time.perf_counter() - t0
