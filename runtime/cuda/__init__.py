@@ -56,13 +56,21 @@ def get_cuda(lib: str = "auto", device: int = 0) -> Cuda:
     """The ``Cuda`` for ``device`` through ``lib``; one per library and device per process.
 
     Args:
-        lib: ``auto`` (cuda-python if it imports, else pycuda), ``cuda-python`` or ``pycuda``.
+        lib: ``auto`` (cuda-python if it imports, else pycuda), ``cuda-python``, ``pycuda``, or ``sim`` (the
+            simulation on the CPU, ``runtime.cuda.sim``: for tests and dry runs; never chosen by ``auto``).
         device: the CUDA device index.
 
     Raises:
         UserError: ``lib`` is unknown, not installed (the message says what to pip install), or no
             usable GPU is visible.
     """
+    if lib == "sim":
+        with _LOCK:
+            if ("sim", int(device)) not in _INSTANCES:
+                from .sim import SimCuda
+
+                _INSTANCES["sim", int(device)] = SimCuda(device=int(device))
+            return _INSTANCES["sim", int(device)]
     if lib not in ("auto", *LIBS):
         raise UserError(f"unknown CUDA library {lib!r}; choose auto, {' or '.join(LIBS)}")
     if lib == "auto":

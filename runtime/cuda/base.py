@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -165,7 +166,11 @@ class Cuda(ABC):
     """
 
     name: str = "base"
-    """``pycuda`` or ``cuda-python``."""
+    """``pycuda``, ``cuda-python`` or ``sim``."""
+
+    host_memory: bool = False
+    """Whether "device" buffers are host memory (``sim``, the simulation): another library then reads and writes
+    them as CPU arrays at their addresses."""
 
     def __init__(self, device: int) -> None:
         self.device = device
@@ -304,6 +309,40 @@ class Cuda(ABC):
     def _launch(self, kernel: str, stream: Stream, threads: int, pointers: tuple[int, ...],
                 ints: tuple[int, ...]) -> None:
         """Queue ``kernel(*pointers, *ints)`` on ``stream`` with one thread per element of ``threads``."""
+
+    def prepare_kernels(self) -> None:
+        """Compile and load the conversion kernels now (they load on first use otherwise).
+
+        Raises:
+            CudaError: they cannot be compiled or loaded here (NVRTC or nvcc missing, a driver too old); the
+                message says what to install.
+        """
+        with self.context():
+            for kernel in KERNELS.values():
+                self._function(kernel)
+
+    @abstractmethod
+    def _function(self, kernel: str) -> Any:
+        """The loaded kernel ``kernel`` (compiled and loaded on first use)."""
+
+    # -- other libraries' work ------------------------------------------------------------------------------
+
+    def run_in_order(self, stream: Stream, work: Callable[[], object], *, synchronous: bool) -> None:
+        """Run ``work``, host code that launches GPU work of another library, in ``stream``'s order.
+
+        Args:
+            stream: the stream whose order the work joins: after everything queued on it so far, before
+                anything queued after this call.
+            work: host code that queues or runs GPU work on the device buffers (a PyTorch forward, an ONNX
+                Runtime run).
+            synchronous: False when ``work`` queues its GPU work on ``stream`` itself (PyTorch on the stream as
+                an external stream): it is called now. True when it runs its GPU work to completion on a stream
+                of its own before it returns (an ONNX Runtime run): ``stream`` is synchronized first, so the work
+                sees everything queued before it, and work queued after this call follows it.
+        """
+        if synchronous:
+            stream.synchronize()
+        work()
 
     # -- CUDA graphs ----------------------------------------------------------------------------------------
 

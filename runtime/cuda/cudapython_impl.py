@@ -23,7 +23,7 @@ from ..core.errors import UserError
 from .base import Cuda, CudaError, CudaGraph, DeviceBuffer, Event, HostBuffer, Stream, native
 from .kernels import BLOCK, KERNEL_SOURCE, blocks
 
-__all__ = ["CudaPython", "compile_kernels"]
+__all__ = ["CudaPython", "compile_kernels", "native_handle"]
 
 _IMAGES: dict[int, tuple[bytes, str]] = {}
 _IMAGES_LOCK = threading.Lock()
@@ -115,13 +115,26 @@ def compile_kernels(arch: int) -> tuple[bytes, str]:
         return _IMAGES[arch]
 
 
+def native_handle(obj: Any) -> int:
+    """The address a cuda.bindings object wraps (a ``cudaStream_t``'s ``cudaStream_t``), as an int.
+
+    ``cuda.bindings.utils.get_cuda_native_handle`` where it exists (12.9.1 and 13); ``int(obj)``, which those
+    versions deprecate, only before them.
+    """
+    try:
+        from cuda.bindings.utils import get_cuda_native_handle
+    except ImportError:
+        return int(obj)
+    return int(get_cuda_native_handle(obj))
+
+
 class _Stream(Stream):
     def __init__(self, raw: Any) -> None:
         self.raw = raw
 
     @property
     def handle(self) -> int:
-        return int(self.raw)
+        return native_handle(self.raw)
 
     def synchronize(self) -> None:
         from cuda.bindings import runtime as cudart
@@ -265,8 +278,9 @@ class CudaPython(Cuda):
         from cuda.bindings import runtime as cudart
 
         previous = _check(cudart.cudaGetDevice(), "cudaGetDevice")
-        if previous != self.device:
-            _check(cudart.cudaSetDevice(self.device), "cudaSetDevice")
+        # Always: in a thread that has no context yet, cudaGetDevice answers 0 all the same, and only
+        # cudaSetDevice binds the device's primary context (which the driver calls, cuModuleLoadData, need).
+        _check(cudart.cudaSetDevice(self.device), "cudaSetDevice")
         try:
             yield
         finally:
@@ -389,7 +403,7 @@ class CudaPython(Cuda):
 
         with self.context():
             err, graph = cudart.cudaStreamEndCapture(_sraw(stream))
-            if err.value != 0 or graph is None or int(graph) == 0:
+            if err.value != 0 or graph is None or native_handle(graph) == 0:
                 cudart.cudaGetLastError()  # an invalidated capture leaves an error behind; clear it
                 return None
             try:

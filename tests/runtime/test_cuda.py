@@ -256,3 +256,135 @@ def test_kernels_match_the_numpy_definitions(gpu, dtype):
             assert difference.max() <= 1 and (difference == 0).mean() > 0.99
         else:
             assert difference.max() == 0
+
+
+# --- cuda-python, through a stand-in for cuda.bindings -------------------------------------------------------------
+
+
+class _Status:
+    def __init__(self, value: int, name: str = "") -> None:
+        self.value, self.name = value, name or f"status {value}"
+
+
+@pytest.fixture
+def fake_bindings(monkeypatch):
+    """A stand-in for the parts of ``cuda.bindings`` that ``CudaPython`` calls, which keeps the driver's rule that a
+    thread has no current context until ``cudaSetDevice`` binds one (``cudaGetDevice`` answers 0 all the same)."""
+    import threading
+    import types
+
+    bound = threading.local()
+    ok = _Status(0)
+    cudart, driver, nvrtc, utils = (types.ModuleType(f"cuda.bindings.{n}") for n in ("runtime", "driver", "nvrtc",
+                                                                                      "utils"))
+    cudart.cudaError_t, driver.CUresult, nvrtc.nvrtcResult = _Status, type("CUresult", (_Status,), {}), \
+        type("nvrtcResult", (_Status,), {})
+    cudart.cudaGetDeviceCount = lambda: (ok, 1)
+    cudart.cudaGetDevice = lambda: (ok, 0)
+    cudart.cudaFree = lambda ptr: (ok,)
+    cudart.cudaGetErrorName = lambda err: (ok, err.name.encode())
+    driver.cuGetErrorName = lambda err: (ok, err.name.encode())
+
+    def set_device(device):
+        bound.device = device
+        return (ok,)
+
+    def load(image):
+        if getattr(bound, "device", None) is None:
+            return (driver.CUresult(201, "CUDA_ERROR_INVALID_CONTEXT"), None)
+        return (ok, "module")
+
+    cudart.cudaSetDevice = set_device
+    driver.cuModuleLoadData = load
+    driver.cuModuleGetFunction = lambda module, name: (ok, name)
+    utils.get_cuda_native_handle = lambda obj: obj.address
+    package = types.ModuleType("cuda.bindings")
+    package.runtime, package.driver, package.nvrtc, package.utils = cudart, driver, nvrtc, utils
+    root = types.ModuleType("cuda")
+    root.bindings = package
+    for name, module in (("cuda", root), ("cuda.bindings", package), ("cuda.bindings.runtime", cudart),
+                         ("cuda.bindings.driver", driver), ("cuda.bindings.nvrtc", nvrtc),
+                         ("cuda.bindings.utils", utils)):
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr("runtime.cuda.cudapython_impl.compile_kernels", lambda arch: (b"\x7fELF", "cubin"))
+    monkeypatch.setattr("runtime.cuda.cudapython_impl.CudaPython.compute_capability", lambda self: "9.0")
+    return bound
+
+
+def test_cuda_python_binds_the_device_in_a_new_thread(fake_bindings):
+    """The kernels load in whichever thread first converts a frame: that thread needs the context bound."""
+    import threading
+
+    from runtime.cuda.cudapython_impl import CudaPython
+
+    cuda = CudaPython(0)
+    errors: list[BaseException] = []
+
+    def convert() -> None:
+        try:
+            cuda.prepare_kernels()
+        except BaseException as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+
+    worker = threading.Thread(target=convert)
+    worker.start()
+    worker.join()
+    assert errors == [] and set(cuda._functions) == set(KERNELS.values())
+
+
+def test_cuda_python_handles_come_from_get_cuda_native_handle(fake_bindings):
+    """``int(cuda_obj)`` is deprecated in cuda-bindings 13: the stream handle TensorRT takes comes from the utility."""
+    from runtime.cuda.cudapython_impl import _Stream
+
+    class Raw:
+        address = 0x7F00
+
+        def __int__(self):
+            raise DeprecationWarning("int(cuda_obj) is deprecated")
+
+    assert _Stream(Raw()).handle == 0x7F00
+
+
+def test_the_gpu_extra_installs_cuda_bindings_with_nvrtc():
+    """``cuda.bindings`` exists from cuda-python 12.6.1; NVRTC (the kernels' compiler) comes with the [all] extra."""
+    import re
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")
+
+    gpu = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    (requirement,) = [r for r in gpu["gpu"] if r.startswith("cuda-python")]
+    match = re.fullmatch(r"cuda-python\[all\]>=(\d+)\.(\d+)(?:\.(\d+))?", requirement)
+    assert match, requirement
+    assert tuple(int(v or 0) for v in match.groups()) >= (12, 8, 0)
+
+
+@pytest.mark.needs_cuda
+def test_kernels_run_from_a_thread_that_never_used_the_device(gpu):
+    """A pipeline converts frames in whichever thread runs it; that thread must get the device's context. A CUDA
+    layer of its own, so the kernels load in that thread (the shared one loaded them in earlier tests)."""
+    import threading
+
+    frame = np.random.default_rng(4).integers(0, 256, (21, 34, 3), dtype=np.uint8)
+    result: dict[str, object] = {}
+    fresh = type(gpu)(gpu.device)
+
+    def convert() -> None:
+        try:
+            gpu = fresh
+            stream = gpu.stream()
+            raw, tensor = gpu.device_buffer(frame.nbytes), gpu.device_buffer(frame.size * 4)
+            gpu.htod_async(raw, frame, stream)
+            gpu.frame_to_tensor(raw, tensor, 21, 34, stream)
+            planes = np.zeros((1, 3, 21, 34), np.float32)
+            gpu.dtoh_async(planes, tensor, stream)
+            stream.synchronize()
+            result["planes"] = planes
+        except BaseException as exc:  # noqa: BLE001  (asserted below)
+            result["error"] = exc
+
+    worker = threading.Thread(target=convert)
+    worker.start()
+    worker.join()
+    assert "error" not in result, result.get("error")
+    np.testing.assert_array_equal(result["planes"], frame_to_tensor_reference(frame))
