@@ -111,7 +111,7 @@ def _engine(prepared, shapes: list[tuple[int, int]], cache: Path, precision: str
     sidecar = read_sidecar(source).replace(
         artefact=plan.name, kind="engine", profile=profile, sha256=file_sha256(plan), size_bytes=plan.stat().st_size,
         tensorrt={"version": build.trt_version, "compute_capability": build.compute_capability,
-                  "cache_key": build.cache_key})
+                  "device_name": build.device_name, "cache_key": build.cache_key})
     write_json(sidecar_path(plan), sidecar.to_dict())
     return plan
 

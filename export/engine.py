@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import tensorrt
 
 __all__ = ["EngineError", "Profile", "EngineBuild", "unavailable_reason", "tensorrt_version", "compute_capability",
-           "cache_key", "build_engine"]
+           "device_name", "cache_key", "build_engine"]
 
 Shape = tuple[int, ...]
 
@@ -84,6 +84,13 @@ def compute_capability() -> str:
     return f"{major}.{minor}"
 
 
+def device_name() -> str:
+    """The name of the current CUDA device, such as ``"NVIDIA L4"`` (GPUs of one compute capability differ)."""
+    import torch
+
+    return torch.cuda.get_device_name()
+
+
 @dataclass(frozen=True)
 class Profile:
     """One optimisation profile: the range of input shapes the engine accepts and the shape it is tuned for."""
@@ -126,9 +133,12 @@ class EngineBuild:
     profile: dict
     options: dict
     size_bytes: int
+    device_name: str = ""
+    """The GPU the plan was built on (``device_name()``), such as ``"NVIDIA L4"``."""
 
 
-def cache_key(onnx_sha256: str, trt_version: str, compute_capability: str, profile: Profile, options: dict) -> str:
+def cache_key(onnx_sha256: str, trt_version: str, compute_capability: str, profile: Profile, options: dict, *,
+              device_name: str) -> str:
     """The engine cache key: a hex sha256 over everything that decides the plan.
 
     Args:
@@ -137,12 +147,14 @@ def cache_key(onnx_sha256: str, trt_version: str, compute_capability: str, profi
         compute_capability: the GPU's compute capability (plans are built for one GPU architecture).
         profile: the optimisation profile.
         options: the build options (workspace, version and hardware compatibility, ...).
+        device_name: the GPU's name: GPUs of one compute capability (an L4, an RTX 4090, an L40S) get
+            different plans, tuned to their own kernels' timings.
 
     Returns:
         64 hex digits; any change in a component changes the key.
     """
     parts = {"onnx_sha256": onnx_sha256, "trt_version": trt_version, "compute_capability": compute_capability,
-             "profile": profile.to_dict(), "options": options}
+             "device_name": device_name, "profile": profile.to_dict(), "options": options}
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -167,10 +179,11 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, p
         timing_cache: a timing cache file: read if it exists, written back (atomically) after a build.
             Layer timings are reused across builds, which makes rebuilds much faster.
         cache_dir: an engine cache folder: the plan is kept as ``<cache_key>.engine`` there and copied
-            instead of rebuilt when the ONNX file, TensorRT version, GPU, profile and options match.
+            instead of rebuilt when the ONNX file, TensorRT version, GPU model, profile and options match.
         version_compatible: build a plan that later TensorRT versions of the same major can run
             (``BuilderFlag.VERSION_COMPATIBLE``). Such a plan embeds the lean runtime, which is host
-            code: the loading runtime must allow it (the runtime's TensorRT runner allows it for version-compatible plans).
+            code: the loading runtime must allow it (the runtime's TensorRT runner allows it for
+            version-compatible plans).
         exclude_lean_runtime: with ``version_compatible``, leave the lean runtime out of the plan
             (``BuilderFlag.EXCLUDE_LEAN_RUNTIME``); a newer runtime then loads the build version's lean
             runtime library with ``Runtime.load_runtime``.
@@ -196,8 +209,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, p
         raise EngineError(f"no ONNX file at {onnx_path}")
     options = {"workspace_gb": float(workspace_gb), "version_compatible": version_compatible,
                "exclude_lean_runtime": exclude_lean_runtime, "hardware_compatible": hardware_compatible}
-    trt_version, capability = tensorrt_version(), compute_capability()
-    key = cache_key(file_sha256(onnx_path), trt_version, capability, profile, options)
+    trt_version, capability, gpu = tensorrt_version(), compute_capability(), device_name()
+    key = cache_key(file_sha256(onnx_path), trt_version, capability, profile, options, device_name=gpu)
     cached = Path(cache_dir) / f"{key}.engine" if cache_dir is not None else None
     start = time.perf_counter()
     if cached is not None and cached.is_file():
@@ -206,7 +219,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, p
         reused = True
         log(f"TensorRT engine reused from the engine cache: {cached}")
     else:
-        log(f"Building a TensorRT {trt_version} engine for compute capability {capability} from {onnx_path.name} ...")
+        log(f"Building a TensorRT {trt_version} engine for the {gpu} (compute capability {capability}) from "
+            f"{onnx_path.name} ...")
         plan = _build_plan(onnx_path, profile, options, timing_cache, log, progress)
         _write_atomic(engine_path, plan)
         if cached is not None:
@@ -217,7 +231,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, p
         log(f"TensorRT engine built in {seconds:.1f} s: {engine_path}")
     return EngineBuild(path=engine_path, cache_key=key, reused=reused, seconds=seconds, trt_version=trt_version,
                        compute_capability=capability, profile=profile.to_dict(), options=options,
-                       size_bytes=engine_path.stat().st_size)
+                       size_bytes=engine_path.stat().st_size, device_name=gpu)
 
 
 def _build_plan(onnx_path: Path, profile: Profile, options: dict, timing_cache: Path | None,

@@ -395,9 +395,10 @@ def _engine_stage(source: _Artefact, artefacts: list[_Artefact], reason: str | N
     plan.seconds = time.perf_counter() - t0
     plan.extra["tensorrt"] = {
         "version": build.trt_version, "compute_capability": build.compute_capability,
-        "cache_key": build.cache_key, "version_compatible": options.version_compatible,
-        "hardware_compatible": options.hardware_compatible, "workspace_gb": options.workspace_gb,
-        "timing_cache": str(timing), "reused": build.reused, "source": source.label}
+        "device_name": build.device_name, "cache_key": build.cache_key,
+        "version_compatible": options.version_compatible, "hardware_compatible": options.hardware_compatible,
+        "workspace_gb": options.workspace_gb, "timing_cache": str(timing), "reused": build.reused,
+        "source": source.label}
     if "int8" in source.extra:
         plan.extra["int8"] = source.extra["int8"]
     plan.parity = check(plan, TensorRTRunner)

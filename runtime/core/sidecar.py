@@ -27,8 +27,8 @@ Fields (``format`` ``edgelight-sidecar/1``):
 * ``int8`` (INT8 artefacts, kept in ``extra``): what is quantized, what stays float, the calibration;
 * ``assets`` (when the model needs more than its weights): file names next to the artefact, such
   as an ibr capture's ``average`` image (``average.npy``);
-* ``tensorrt`` (engines only): ``version``, ``compute_capability``, ``cache_key``,
-  ``version_compatible``, ``hardware_compatible``, ``workspace_gb``;
+* ``tensorrt`` (engines only): ``version``, ``compute_capability``, ``device_name`` (the GPU model; absent
+  from older sidecars), ``cache_key``, ``version_compatible``, ``hardware_compatible``, ``workspace_gb``;
 * ``created``, ``versions`` (edgelight, torch, onnx, onnxruntime, tensorrt where used).
 """
 
@@ -113,11 +113,13 @@ def make_profile(contract: dict, low: tuple[int, int], opt: tuple[int, int], hig
 
 @dataclass(frozen=True)
 class TensorRTBuild:
-    """What an engine was built with; the runtime refuses it on another TensorRT or GPU."""
+    """What an engine was built with; the runtime refuses it on another TensorRT, GPU architecture or GPU model."""
 
     version: str
     compute_capability: str
     cache_key: str
+    device_name: str = ""
+    """The GPU the engine was built on, such as ``"NVIDIA L4"``; empty in sidecars written before it was recorded."""
     version_compatible: bool = False
     hardware_compatible: bool = False
     workspace_gb: float | None = None

@@ -2,14 +2,15 @@
 
 Before an engine is deserialized, its sidecar is checked against this machine: a plan loads only in
 the TensorRT version it was built with (any later version of the same major, when built version
-compatible) and on GPUs of its compute capability (any Ampere or newer GPU, when built hardware
+compatible) and on GPUs of the model it was built on (any Ampere or newer GPU, when built hardware
 compatible). A mismatch is a ``ModelError`` that says how to rebuild the engine here.
 
 ``infer`` copies host arrays through pinned buffers on the runner's own stream; ``cuda_graphs=True``
-replays the engine as a CUDA graph captured after one warm-up run per input shape (cuda-python
-only; anything that prevents capture falls back to plain execution). ``enqueue`` runs the engine on
-device buffers someone else owns, on their stream: ``runtime.cuda_executor`` uses it to overlap
-frames. ``tensorrt`` and the CUDA library are imported when the runner is activated.
+replays the engine as CUDA graphs, one per input shape, each captured after one warm-up run (the
+``graph_limit`` most recently used are kept; cuda-python only; anything that prevents capture falls
+back to plain execution). ``enqueue`` runs the engine on device buffers someone else owns, on their
+stream: ``runtime.cuda_executor`` uses it to overlap frames (``executor_cuda``, ``output_shapes``).
+``tensorrt`` and the CUDA library are imported when the runner is activated.
 
 One backend, one module (as Polygraphy lays out its backends): the compatibility check, the runner and
 the backend's registration stay together here, which makes this the one runtime module near 500 lines.
@@ -21,6 +22,7 @@ import logging
 import math
 import os
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +31,7 @@ import numpy as np
 from ..core.errors import ModelError
 from ..core.sidecar import Sidecar, SidecarError, read_sidecar
 from ..backends import Backend, register_backend
-from .base import Runner, TensorSpec, parse_device
+from .base import Runner, ShapeCache, TensorSpec, parse_device
 
 if TYPE_CHECKING:
     import tensorrt
@@ -78,33 +80,43 @@ def _engine_sidecar(sidecar: Sidecar | dict, name: str = "the engine") -> Sideca
 
 
 def check_engine_compatibility(sidecar: Sidecar | dict, engine_name: str, trt_version: str,
-                               compute_capability: str) -> None:
-    """Raise ``ModelError`` unless an engine with ``sidecar`` loads with ``trt_version`` on ``compute_capability``.
+                               compute_capability: str, device_name: str = "") -> None:
+    """Raise ``ModelError`` unless an engine with ``sidecar`` loads with ``trt_version`` on this GPU.
 
     A plan loads in the TensorRT version that built it; a version-compatible plan also in any later
-    version of the same major. It runs on GPUs of its compute capability; a hardware-compatible plan
-    (Ampere and newer) on any GPU of compute capability 8.0 or newer.
+    version of the same major. It runs on GPUs of the model that built it (GPUs of one compute
+    capability, such as an L4, an RTX 4090 and an L40S, get different kernels); a hardware-compatible
+    plan (Ampere and newer) on any GPU of compute capability 8.0 or newer. A sidecar that does not
+    name its GPU (written before the name was recorded) is checked by compute capability only.
 
     Args:
         sidecar: the engine's sidecar (its ``tensorrt`` entry: ``version``, ``compute_capability``,
-            ``version_compatible``, ``hardware_compatible``).
+            ``device_name``, ``version_compatible``, ``hardware_compatible``).
         engine_name: the engine's file name, for the message.
         trt_version: the installed TensorRT version, such as ``"10.13.0.35"``.
         compute_capability: this GPU's compute capability, such as ``"9.0"``.
+        device_name: this GPU's name, such as ``"NVIDIA L4"`` (empty: checked by compute capability only).
 
     Raises:
         ModelError: one line naming both sides and the command that rebuilds the engine here.
     """
     built = _engine_sidecar(sidecar, engine_name).tensorrt
     built_version, built_capability = str(built.version), str(built.compute_capability)
+    built_device = str(built.device_name or "")
     version_ok = trt_version == built_version or (
         built.version_compatible and _numbers(trt_version)[:1] == _numbers(built_version)[:1]
         and _numbers(trt_version) >= _numbers(built_version))
-    capability_ok = compute_capability == built_capability or (
-        built.hardware_compatible and _numbers(compute_capability) >= (8, 0))
-    if not (version_ok and capability_ok):
-        raise ModelError(f"{engine_name} was built for TensorRT {built_version} on compute capability "
-                         f"{built_capability}; this machine has TensorRT {trt_version} on {compute_capability}: "
+    if built.hardware_compatible:
+        gpu_ok = compute_capability == built_capability or _numbers(compute_capability) >= (8, 0)
+    else:
+        gpu_ok = compute_capability == built_capability and (
+            not built_device or not device_name or device_name == built_device)
+    if not (version_ok and gpu_ok):
+        built_gpu, this_gpu = built_capability, compute_capability
+        if built_device and device_name:
+            built_gpu, this_gpu = f"{built_capability} ({built_device})", f"{compute_capability} ({device_name})"
+        raise ModelError(f"{engine_name} was built for TensorRT {built_version} on compute capability {built_gpu}; "
+                         f"this machine has TensorRT {trt_version} on {this_gpu}: "
                          f"rebuild it here with {rebuild_command(sidecar)}")
 
 
@@ -149,14 +161,18 @@ class TensorRTRunner(Runner):
         sidecar: the engine's sidecar; read from ``<engine_path>.json`` when None.
         cuda_lib: the CUDA library for streams and buffers: ``auto``, ``cuda-python`` or ``pycuda``.
         device: the CUDA device index (``auto`` or ``cuda``: device 0).
-        cuda_graphs: replay the engine as a CUDA graph, captured per input shape after one warm-up run
-            (needs cuda-python; falls back to plain execution, with a warning, when capture fails).
+        cuda_graphs: replay the engine as CUDA graphs, one captured per input shape after one warm-up run, the
+            ``graph_limit`` most recently used kept (needs cuda-python; falls back to plain execution, with a
+            warning, when capture fails).
 
     Raises:
         ModelError: the engine or its sidecar is missing or unreadable, or the sidecar is not an engine's.
     """
 
     backend = "tensorrt"
+    graph_limit = 4
+    """How many CUDA graphs (one per input shape, each with an execution context and its activation memory) a
+    runner keeps; the least recently used one goes beyond it."""
 
     def __init__(self, engine_path: str | os.PathLike, sidecar: dict | None = None, *, cuda_lib: str = "auto",
                  device: int | str = "auto", cuda_graphs: bool = False) -> None:
@@ -170,6 +186,9 @@ class TensorRTRunner(Runner):
         kind, self.device_index = parse_device(device)
         if kind == "cpu":
             raise ModelError("a TensorRT engine runs on a CUDA GPU; --device cpu needs an ONNX file or a checkpoint")
+        if cuda_lib == "sim":
+            raise ModelError("a TensorRT engine runs on a real GPU; cuda_lib sim (the GPU path simulated on the CPU) "
+                             "takes an ONNX file or a checkpoint")
         self.cuda_graphs = cuda_graphs
         self.cuda: Cuda | None = None
         """The CUDA layer the runner's buffers and stream belong to (set while active)."""
@@ -191,8 +210,10 @@ class TensorRTRunner(Runner):
         self._enqueued: Event | None = None
         self._pending = False
         self._own_addresses = False
-        self._graph: CudaGraph | None = None
-        self._graph_key: tuple[Shape, ...] | None = None
+        self._graphs: ShapeCache[tuple[CudaGraph, tensorrt.IExecutionContext]] = ShapeCache(self.graph_limit,
+                                                                                             self._free_graph)
+        """Per tuple of input shapes, the CUDA graph of one execution on the runner's own buffers, and the
+        execution context it was captured from (one each: TensorRT's state for other shapes must not leak in)."""
         self._graph_failed = False
 
     @property
@@ -211,8 +232,8 @@ class TensorRTRunner(Runner):
 
     @property
     def graph_active(self) -> bool:
-        """Whether ``infer`` currently replays a captured CUDA graph."""
-        return self._graph is not None
+        """Whether ``infer`` replays captured CUDA graphs (at least one is kept)."""
+        return len(self._graphs) > 0
 
     # -- activation ----------------------------------------------------------------------------------------------
 
@@ -221,7 +242,8 @@ class TensorRTRunner(Runner):
         from ..cuda import get_cuda
 
         cuda = get_cuda(self.cuda_lib, self.device_index)
-        check_engine_compatibility(self.sidecar, self.engine_path.name, version, cuda.compute_capability())
+        check_engine_compatibility(self.sidecar, self.engine_path.name, version, cuda.compute_capability(),
+                                   cuda.device_name())
         self.cuda = cuda
         try:
             with cuda.context():
@@ -284,31 +306,44 @@ class TensorRTRunner(Runner):
         self._release()
 
     def _release(self) -> None:
-        """Free the graph, buffers, stream and TensorRT objects (also after a failed activation)."""
+        """Free the graphs, buffers, stream and TensorRT objects (also after a failed activation).
+
+        First waits for the last ``enqueue`` (on the caller's stream) and for the runner's own stream: both
+        use the execution context, which must outlive every execution queued with it.
+        """
         cuda = self.cuda
         if cuda is not None:
             with cuda.context():
-                if self._stream is not None:
+                for work in (self._enqueued if self._pending else None, self._stream):
+                    if work is None:
+                        continue
                     try:
-                        self._stream.synchronize()
+                        work.synchronize()
                     except Exception as exc:  # a failed kernel must not stop the clean-up
                         log.warning("TensorRT runner: %s", exc)
-                if self._graph is not None:
-                    self._graph.free()
+                self._pending = False
+                stream, self._stream = self._stream, None  # idle now: the graphs go without waiting for it again
+                self._graphs.clear()
                 for device in self._device.values():
                     device.free()
                 for host in self._host.values():
                     host.free()
                 if self._enqueued is not None:
                     self._enqueued.free()
-                if self._stream is not None:
-                    self._stream.free()
+                if stream is not None:
+                    stream.free()
                 # TensorRT objects go context first, engine next, runtime last, with the device current.
                 self._context = None
                 self._engine = None
                 self._runtime = None
         self._clear()
         self.cuda = None
+
+    def _free_graph(self, entry: tuple[CudaGraph, tensorrt.IExecutionContext]) -> None:
+        """Free a graph the cache lets go, and its context, once the runner's stream has finished any launch of it."""
+        if self._stream is not None:
+            self._stream.synchronize()
+        entry[0].free()
 
     # -- shapes ---------------------------------------------------------------------------------------------
 
@@ -340,6 +375,27 @@ class TensorRTRunner(Runner):
                              f"{high}): resize the input, or rebuild the engine with other --min-shape/--max-shape")
         if not self._ctx().set_input_shape(name, shape):
             raise ModelError(f"TensorRT rejected shape {shape} for input {name!r} (its errors are printed above)")
+
+    def output_shapes(self, shapes: Mapping[str, Shape]) -> dict[str, Shape]:
+        """The shape of every output for inputs of ``shapes``, from the engine (active runner).
+
+        Sets the input shapes on the execution context, as ``enqueue`` does, so an executor can size its
+        buffers before it enqueues.
+
+        Raises:
+            ModelError: an input shape is outside the engine's profile.
+            ValueError: the shape of an input is missing.
+        """
+        self._ctx()
+        if missing := [n for n in self._inputs if n not in shapes]:
+            raise ValueError(f"output_shapes needs the shape of {missing}")
+        cuda = self.cuda
+        if cuda is None:
+            raise RuntimeError(f"{type(self).__name__} is not active")
+        with cuda.context():
+            for name in self._inputs:
+                self._set_shape(name, shapes[name])
+            return {name: self._output_shape(name) for name in self._outputs}
 
     def _output_shape(self, name: str) -> Shape:
         shape = _shape(self._ctx().get_tensor_shape(name))
@@ -386,14 +442,11 @@ class TensorRTRunner(Runner):
         if not self._own_addresses:
             self._use_own_addresses()
         if self.cuda_graphs and not self._graph_failed:
-            if self._graph is not None and self._graph_key == key:
-                self._graph.launch(stream)
+            entry = self._graphs.get(key)  # captured on the runner's own buffers, whose addresses it holds
+            if entry is not None:
+                entry[0].launch(stream)
                 return
-            if self._graph is not None:
-                stream.synchronize()
-                self._graph.free()
-                self._graph, self._graph_key = None, None
-            self._enqueue(stream)  # the warm-up run for this shape, which also computes this call's outputs
+            self._enqueue(stream)  # this call's outputs, on the runner's context
             self._capture(cuda, stream, key)
             return
         self._enqueue(stream)
@@ -403,7 +456,8 @@ class TensorRTRunner(Runner):
             raise RuntimeError(f"TensorRT failed to run {self.engine_path.name} (its errors are printed above)")
 
     def _capture(self, cuda: Cuda, stream: Stream, key: tuple[Shape, ...]) -> None:
-        """Capture one execution for ``key`` into a CUDA graph; on any failure, run without graphs from now on."""
+        """Capture one execution for ``key`` into a CUDA graph and keep it; on any failure, run without graphs
+        from now on."""
         if not cuda.supports_graphs:
             self._graph_failed = True
             log.warning("CUDA graphs need cuda-python (pip install cuda-python); %s runs without them",
@@ -411,15 +465,18 @@ class TensorRTRunner(Runner):
             return
         reason = "TensorRT's execution cannot be captured (an operation not allowed in stream capture)"
         try:
+            context = self._graph_context(key)
+            if not context.execute_async_v3(stream.handle):  # its shape-dependent set-up, outside the capture
+                raise RuntimeError("TensorRT failed to run it before the capture (its errors are printed above)")
             stream.synchronize()  # capture starts from an idle stream, as trtexec does
             cuda.begin_capture(stream)
             captured = False
             try:
-                captured = self._ctx().execute_async_v3(stream.handle)
+                captured = context.execute_async_v3(stream.handle)
             finally:
                 graph = cuda.end_capture(stream)  # always leave capture mode
             if captured and graph is not None:
-                self._graph, self._graph_key = graph, key
+                self._graphs.put(key, (graph, context))  # may free the least recently used graph
                 return
             if graph is not None:
                 graph.free()
@@ -428,12 +485,33 @@ class TensorRTRunner(Runner):
         self._graph_failed = True
         log.warning("CUDA graph capture of %s failed (%s); running it without CUDA graphs", self.engine_path.name,
                     reason)
+        self._graphs.clear()  # the graphs of earlier shapes are not replayed any more
 
-    def enqueue(self, shapes: dict[str, tuple], addresses: dict[str, int], stream: Stream) -> dict[str, Shape]:
+    def _graph_context(self, key: tuple[Shape, ...]) -> tensorrt.IExecutionContext:
+        """An execution context of its own for the graph of ``key``: a graph replays the state of the context it
+        was captured from (shapes, and what TensorRT derived from them), which must not change afterwards."""
+        engine = self._engine
+        context = engine.create_execution_context() if engine is not None else None
+        if context is None:
+            raise RuntimeError("TensorRT could not create another execution context (GPU memory)")
+        for name, shape in zip(self._inputs, key):
+            if not context.set_input_shape(name, shape):
+                raise RuntimeError(f"TensorRT rejected shape {shape} for input {name!r}")
+        for tensor, buffer in self._device.items():
+            if not context.set_tensor_address(tensor, buffer.ptr):
+                raise RuntimeError(f"TensorRT rejected the address of {tensor!r}")
+        return context
+
+    def executor_cuda(self) -> Cuda | None:
+        """The CUDA layer of the runner's buffers and stream (``enqueue`` takes its streams); None when inactive."""
+        return self.cuda
+
+    def enqueue(self, shapes: Mapping[str, Shape], addresses: Mapping[str, int], stream: Stream) -> dict[str, Shape]:
         """Queue one execution on device buffers owned by the caller, on the caller's stream.
 
         The execution context is shared with ``infer``; use one stream for all ``enqueue`` calls (work
-        on one stream runs in order). ``infer`` waits for the latest enqueued execution by itself.
+        on one stream runs in order). ``infer`` and ``deactivate`` wait for the latest enqueued execution
+        by themselves.
 
         Args:
             shapes: the shape of every input.

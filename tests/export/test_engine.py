@@ -22,10 +22,11 @@ OPTIONS = {"workspace_gb": 4.0, "version_compatible": False, "exclude_lean_runti
 
 def test_cache_key_changes_with_every_component_and_only_then():
     base = ("ab" * 32, "10.13.0.35", "8.9", PROFILE, OPTIONS)
-    key = cache_key(*base)
+    l4 = {"device_name": "NVIDIA L4"}
+    key = cache_key(*base, **l4)
     assert len(key) == 64 and int(key, 16) >= 0
-    assert cache_key("ab" * 32, "10.13.0.35", "8.9", Profile.from_dict(PROFILE.to_dict()), dict(OPTIONS)) == key
-    assert cache_key(*base[:4], dict(reversed(OPTIONS.items()))) == key  # option order does not matter
+    assert cache_key("ab" * 32, "10.13.0.35", "8.9", Profile.from_dict(PROFILE.to_dict()), dict(OPTIONS), **l4) == key
+    assert cache_key(*base[:4], dict(reversed(OPTIONS.items())), **l4) == key  # option order does not matter
     changed = [
         ("cd" * 32, *base[1:]),
         (base[0], "11.0.0.1", *base[2:]),
@@ -35,8 +36,10 @@ def test_cache_key_changes_with_every_component_and_only_then():
     ] + [(*base[:4], {**OPTIONS, name: value}) for name, value in
          [("workspace_gb", 2.0), ("version_compatible", True), ("exclude_lean_runtime", True),
           ("hardware_compatible", True), ("new_option", 1)]]
-    keys = {cache_key(*args) for args in changed}
-    assert len(keys) == len(changed) and key not in keys
+    keys = {cache_key(*args, **l4) for args in changed}
+    # GPUs of one compute capability (8.9: an L4, an RTX 4090, an L40S) get plans of their own.
+    keys |= {cache_key(*base, device_name=name) for name in ("NVIDIA GeForce RTX 4090", "NVIDIA L40S")}
+    assert len(keys) == len(changed) + 2 and key not in keys
 
 
 def test_profile_round_trips_through_json():
@@ -85,10 +88,18 @@ def test_unavailable_reason_says_what_is_missing(monkeypatch):
 def _fake_tensorrt() -> types.ModuleType:
     """Just enough of TensorRT's builder API (its names are checked by test_tensorrt_api) to run build_engine here.
 
-    The "ONNX file" is JSON naming the inputs (and parser errors); the "plan" is JSON of what the builder was given.
+    The "ONNX file" is JSON naming the inputs (a list of names, each of shape -1 x 3 x -1 x -1, or a dict of
+    shapes with -1 for dynamic sizes) and parser errors; the "plan" is JSON of what the builder was given.
+
+    Its optimisation profiles check what TensorRT checks: ``set_shape`` raises RuntimeError (as TensorRT's
+    Python binding does, whatever its docstring says) unless min <= opt <= max element-wise with one rank;
+    ``add_optimization_profile`` returns -1 for a profile left inconsistent; and, as TensorRT can only do
+    once it has the network, ``build_serialized_network`` returns None (after logging the error, here to
+    ``trt.errors``) unless the first profile gives every dynamic input a shape of its rank that keeps its
+    fixed sizes.
     """
     trt = types.ModuleType("tensorrt")
-    trt.__version__, trt.builds = "10.99.0", 0
+    trt.__version__, trt.builds, trt.errors = "10.99.0", 0, []
     trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(STRONGLY_TYPED=1)
     trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="workspace")
     trt.BuilderFlag = types.SimpleNamespace(VERSION_COMPATIBLE="version_compatible",
@@ -113,7 +124,7 @@ def _fake_tensorrt() -> types.ModuleType:
         progress_monitor = hardware_compatibility_level = timing = None
 
         def __init__(self):
-            self.flags, self.pools = [], {}
+            self.flags, self.pools, self.profiles = [], {}, []
 
         def set_flag(self, flag):
             self.flags.append(flag)
@@ -132,17 +143,48 @@ def _fake_tensorrt() -> types.ModuleType:
             return self.timing
 
         def add_optimization_profile(self, profile):
-            return 0
+            if not profile:
+                return -1
+            self.profiles.append(profile)
+            return len(self.profiles) - 1
+
+    class OptimizationProfile:
+        SELECTORS = ("min", "opt", "max")
+
+        def __init__(self):
+            self.shapes: dict[str, dict[str, tuple]] = {}
+
+        def _set_dimensions(self, name, selector, dims):
+            """IOptimizationProfile::setDimensions: False on an inconsistency with what ``name`` already has."""
+            dims = tuple(int(d) for d in dims)
+            given = {**self.shapes.get(name, {}), selector: dims}
+            if any(d < 0 for d in dims) or len({len(d) for d in given.values()}) > 1:
+                return False
+            ordered = [given[k] for k in self.SELECTORS if k in given]
+            if any(a > b for low, high in zip(ordered, ordered[1:]) for a, b in zip(low, high)):
+                return False
+            self.shapes[name] = given
+            return True
+
+        def set_shape(self, input, min, opt, max):
+            for selector, dims in zip(self.SELECTORS, (min, opt, max)):
+                if not self._set_dimensions(input, selector, dims):
+                    raise RuntimeError(f"Shape provided for {selector} is inconsistent with other shapes.")
+
+        def __bool__(self):  # IOptimizationProfile::isValid: min, opt and max of every input it names
+            return all(len(given) == 3 for given in self.shapes.values())
 
     class Network:
-        inputs: list[str] = []
+        def __init__(self):
+            self.inputs: dict[str, tuple[int, ...]] = {}
 
         @property
         def num_inputs(self):
             return len(self.inputs)
 
         def get_input(self, index):
-            return types.SimpleNamespace(name=self.inputs[index])
+            name = list(self.inputs)[index]
+            return types.SimpleNamespace(name=name, shape=self.inputs[name])
 
     class OnnxParser:
         def __init__(self, network, logger):
@@ -150,7 +192,11 @@ def _fake_tensorrt() -> types.ModuleType:
 
         def parse_from_file(self, path):
             data = json.loads(Path(path).read_text())
-            self.network.inputs, self.errors = data["inputs"], data.get("errors", [])
+            inputs = data["inputs"]
+            if isinstance(inputs, list):
+                inputs = dict.fromkeys(inputs, (-1, 3, -1, -1))
+            self.network.inputs = {name: tuple(shape) for name, shape in inputs.items()}
+            self.errors = data.get("errors", [])
             return not self.errors
 
         @property
@@ -171,9 +217,27 @@ def _fake_tensorrt() -> types.ModuleType:
             return Config()
 
         def create_optimization_profile(self):
-            return types.SimpleNamespace(set_shape=lambda name, low, opt, high: None)
+            return OptimizationProfile()
+
+        def _profile_error(self, network, config):
+            """What TensorRT reports when the first profile does not fit the network's inputs, or None."""
+            dynamic = [name for name, shape in network.inputs.items() if -1 in shape]
+            if dynamic and not config.profiles:
+                return "Network has dynamic or shape inputs, but no optimization profile has been defined."
+            for name in dynamic:
+                shape, given = network.inputs[name], config.profiles[0].shapes.get(name)
+                if given is None:
+                    return f"{name}: dynamic input is missing dimensions in profile 0."
+                if any(len(dims) != len(shape) for dims in given.values()):
+                    return f"{name}: number of dimensions is {len(shape)} but profile 0 has {len(given['min'])}."
+                if any(d != -1 and dims[i] != d for dims in given.values() for i, d in enumerate(shape)):
+                    return f"{name}: profile 0 changes a fixed dimension of {shape}: {list(given.values())}."
+            return None
 
         def build_serialized_network(self, network, config):
+            if error := self._profile_error(network, config):
+                trt.errors.append(f"IBuilder::buildSerializedNetwork: Error Code 4: API Usage Error ({error})")
+                return None
             trt.builds += 1
             monitor = config.progress_monitor
             if monitor is not None:
@@ -183,7 +247,7 @@ def _fake_tensorrt() -> types.ModuleType:
                 assert monitor.step_complete("Tactic", 0) is True
                 for phase in ("Tactic", "Timing graph nodes", "Building engine"):
                     monitor.phase_finish(phase)
-            return json.dumps({"inputs": network.inputs, "flags": config.flags, "pools": config.pools,
+            return json.dumps({"inputs": list(network.inputs), "flags": config.flags, "pools": config.pools,
                                "hardware": config.hardware_compatibility_level}).encode()
 
     trt.Logger, trt.IProgressMonitor, trt.OnnxParser, trt.Builder = Logger, IProgressMonitor, OnnxParser, Builder
@@ -196,6 +260,7 @@ def fake_gpu(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     monkeypatch.setattr("torch.cuda.get_device_capability", lambda device=None: (8, 6))
+    monkeypatch.setattr("torch.cuda.get_device_name", lambda device=None: "NVIDIA RTX A6000")
     return trt
 
 
@@ -207,7 +272,8 @@ def test_build_engine_caches_plans_and_timings(fake_gpu, tmp_path):
                          workspace_gb=1, hardware_compatible=True, log=lines.append)
     plan = json.loads((tmp_path / "a.engine").read_bytes())  # raw plan bytes, nothing prepended
     assert plan == {"inputs": ["image"], "flags": [], "pools": {"workspace": 1 << 30}, "hardware": "ampere_plus"}
-    assert (first.reused, first.trt_version, first.compute_capability) == (False, "10.99.0", "8.6")
+    assert (first.reused, first.trt_version, first.compute_capability, first.device_name) == (
+        False, "10.99.0", "8.6", "NVIDIA RTX A6000")
     assert first.size_bytes == (tmp_path / "a.engine").stat().st_size and first.profile == PROFILE.to_dict()
     assert (engines / f"{first.cache_key}.engine").read_bytes() == (tmp_path / "a.engine").read_bytes()
     assert timing.read_bytes() == b"+"
@@ -238,6 +304,61 @@ def test_build_engine_reports_parser_errors_and_profile_mismatches(fake_gpu, tmp
     with pytest.raises(EngineError, match="only applies to version-compatible"):
         build_engine(onnx_path, tmp_path / "m.engine", PROFILE, exclude_lean_runtime=True)
     assert not (tmp_path / "m.engine").exists()
+
+
+def test_build_engine_reuses_plans_of_the_same_gpu_model_only(fake_gpu, tmp_path, monkeypatch):
+    onnx_path = tmp_path / "model.fp16.onnx"
+    onnx_path.write_text(json.dumps({"inputs": ["image"]}))
+    lines: list[str] = []
+    first = build_engine(onnx_path, tmp_path / "a.engine", PROFILE, cache_dir=tmp_path / "engines", log=lines.append)
+    assert "for the NVIDIA RTX A6000 (compute capability 8.6)" in lines[0]
+    monkeypatch.setattr("torch.cuda.get_device_name", lambda device=None: "NVIDIA A40")  # also 8.6
+    second = build_engine(onnx_path, tmp_path / "b.engine", PROFILE, cache_dir=tmp_path / "engines", log=lines.append)
+    assert not second.reused and second.cache_key != first.cache_key and fake_gpu.builds == 2
+    assert (second.compute_capability, second.device_name) == ("8.6", "NVIDIA A40")
+
+
+def test_build_engine_reports_a_profile_that_does_not_fit_the_network(fake_gpu, tmp_path):
+    onnx_path = tmp_path / "model.onnx"
+    onnx_path.write_text(json.dumps({"inputs": {"image": [-1, 3, -1, -1]}}))
+    flat = Profile({"image": ((1, 3, 16), (1, 3, 64), (1, 3, 256))})  # consistent itself, but rank 3
+    with pytest.raises(EngineError, match="TensorRT could not build an engine from .*model.onnx"):
+        build_engine(onnx_path, tmp_path / "m.engine", flat, log=lambda line: None)
+    assert "number of dimensions is 4 but profile 0 has 3" in fake_gpu.errors[-1]
+    four = Profile({"image": ((1, 4, 16, 16), (1, 4, 64, 64), (1, 4, 256, 256))})  # 4 channels for 3
+    with pytest.raises(EngineError, match="TensorRT could not build an engine"):
+        build_engine(onnx_path, tmp_path / "m.engine", four, log=lambda line: None)
+    assert "changes a fixed dimension" in fake_gpu.errors[-1]
+    assert fake_gpu.builds == 0 and not (tmp_path / "m.engine").exists()
+    build_engine(onnx_path, tmp_path / "m.engine", PROFILE, log=lambda line: None)  # the right profile builds
+    assert fake_gpu.builds == 1 and len(fake_gpu.errors) == 2
+
+
+def test_fake_builder_checks_profiles_as_tensorrt_does(fake_gpu):
+    """The strictness of the fake builder, on its own: each check catches a profile TensorRT would refuse."""
+    trt = fake_gpu
+    builder = trt.Builder(trt.Logger(trt.Logger.WARNING))
+    network, config = builder.create_network(1), builder.create_builder_config()
+    network.inputs = {"image": (-1, 3, -1, -1), "light": (-1, 3), "mask": (1, 1, 8, 8)}
+    bad = builder.create_optimization_profile()
+    with pytest.raises(RuntimeError, match="Shape provided for opt is inconsistent with other shapes"):
+        bad.set_shape("image", [1, 3, 16, 16], [1, 3, 8, 64], [1, 3, 256, 256])  # opt height below min
+    with pytest.raises(RuntimeError, match="Shape provided for opt is inconsistent with other shapes"):
+        bad.set_shape("light", [1, 3], [1, 3, 1], [1, 3])  # ranks differ
+    assert config.add_optimization_profile(bad) == -1  # left with min shapes only
+    missing = builder.create_optimization_profile()
+    missing.set_shape("image", [1, 3, 16, 16], [1, 3, 64, 64], [1, 3, 256, 256])  # forgot light
+    assert config.add_optimization_profile(missing) == 0
+    assert builder.build_serialized_network(network, config) is None
+    assert trt.errors[-1].endswith("(light: dynamic input is missing dimensions in profile 0.)")
+    config = builder.create_builder_config()
+    assert builder.build_serialized_network(network, config) is None
+    assert "no optimization profile has been defined" in trt.errors[-1]
+    complete = builder.create_optimization_profile()
+    complete.set_shape("image", [1, 3, 16, 16], [1, 3, 64, 64], [1, 3, 256, 256])
+    complete.set_shape("light", [1, 3], [1, 3], [4, 3])  # the static mask needs no shapes
+    assert config.add_optimization_profile(complete) == 0
+    assert builder.build_serialized_network(network, config) is not None and trt.builds == 1
 
 
 # --- GPU with TensorRT ----------------------------------------------------------------------------------------
