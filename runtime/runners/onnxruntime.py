@@ -1,4 +1,10 @@
-"""ONNX Runtime runner: TensorRT, CUDA or CPU execution providers; I/O binding on the GPU."""
+"""ONNX Runtime runner: TensorRT, CUDA or CPU execution providers; I/O binding on the GPU.
+
+On the TensorRT provider the built engines are cached per ONNX file's content (``~/.cache/edgelight/ort-tensorrt/
+<sha256[:16]>``; ONNX Runtime names an engine by the graph, not the weights, so two exports of one architecture
+would otherwise share an engine) and the sidecar's optimisation profile is passed, so one engine serves every
+input size the export takes. ``enqueue`` lets ``runtime.cuda_executor`` drive the session on device buffers.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,9 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,10 +24,15 @@ from ..core.errors import ModelError
 from ..core.sidecar import Sidecar, cached_sha256, file_sha256, read_sidecar
 from .base import Runner, TensorSpec, parse_device
 
+if TYPE_CHECKING:
+    from ..cuda import Cuda, Stream
+
 __all__ = ["OnnxRuntimeRunner", "DEFAULT_PROVIDERS", "SPINNING", "OPTIMIZATION", "DEFAULT_SPINNING",
            "DEFAULT_OPTIMIZATION", "optimized_cache_dir"]
 
 log = logging.getLogger("runtime")
+
+Shape = tuple[int, ...]
 
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 """Tried in this order; those the installed onnxruntime lacks are skipped."""
@@ -43,6 +56,7 @@ _TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
 def _cache_dir() -> Path:
+    """The TensorRT provider's caches: its timing cache here, each model's engines in a folder of its digest."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgelight" / "ort-tensorrt"
 
 
@@ -84,6 +98,12 @@ def _cache_key(path: Path, level: str) -> str:
 class OnnxRuntimeRunner(Runner):
     """Runs an exported ``.onnx`` file in ONNX Runtime.
 
+    On the TensorRT provider, engines are cached in ``~/.cache/edgelight/ort-tensorrt/<digest>`` with the prefix
+    ``edgelight_<digest>`` (the first 16 hex digits of the ONNX file's SHA-256: ONNX Runtime names a cached engine
+    by the graph, not its weights, and every export is ``model.onnx``), the timing cache is shared, and the
+    sidecar's profile is the engine's optimisation profile (``trt_profile_min_shapes`` and so on) when it covers
+    every input of the file.
+
     On the CPU provider the session is tuned (benchmarks/RESULTS.md, ``python -m benchmarks.ort_tuning``), and
     the optimised model is kept: the first activation writes what ONNX Runtime made of the file to
     ``optimized_cache_dir()`` (``model.ort-all-<key>-<digest>.onnx``), keyed by the file's SHA-256, ONNX
@@ -103,6 +123,9 @@ class OnnxRuntimeRunner(Runner):
             threads busy-wait (faster within a run; between runs it takes the cores of a pipeline's other threads).
         optimization: the graph optimisation level, one of ``OPTIMIZATION`` (default ``all``).
         optimized_cache: keep the optimised model and load it on later activations (CPU provider only).
+        cuda_lib: the CUDA layer ``executor_cuda`` returns on the CUDA and TensorRT providers: ``auto``,
+            ``cuda-python`` or ``pycuda``; ``sim`` (``runtime.cuda.sim``) also on the CPU provider, a dry run of
+            the GPU executor on a machine without a GPU.
 
     Attributes:
         optimized_from_cache: after activation, whether the session came from a kept optimised model.
@@ -115,7 +138,8 @@ class OnnxRuntimeRunner(Runner):
     def __init__(self, path: str | os.PathLike, sidecar: Sidecar | dict | None = None, *,
                  providers: tuple[str, ...] | list[str] | str | None = None, threads: int | None = None,
                  device: str | int = "auto", stream: int | None = None, spinning: str | bool = DEFAULT_SPINNING,
-                 optimization: str = DEFAULT_OPTIMIZATION, optimized_cache: bool = True) -> None:
+                 optimization: str = DEFAULT_OPTIMIZATION, optimized_cache: bool = True,
+                 cuda_lib: str = "auto") -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"no ONNX model at {self.path}")
@@ -137,8 +161,10 @@ class OnnxRuntimeRunner(Runner):
         self.threads, self.stream = threads, stream
         self.spinning, self.optimization, self.optimized_cache = spinning, optimization, bool(optimized_cache)
         self.optimized_from_cache, self.optimized_path, self.startup_s = False, None, 0.0
+        self.cuda_lib = cuda_lib
         self.session = None
         self._bound: dict[str, object] = {}
+        self._cuda: Cuda | None = None
 
     @property
     def device(self) -> str:
@@ -158,10 +184,7 @@ class OnnxRuntimeRunner(Runner):
         out: list = []
         for name in chosen:
             if name == "TensorrtExecutionProvider":
-                cache = _cache_dir()
-                out.append((name, {"device_id": self.device_id, "trt_engine_cache_enable": True,
-                                   "trt_engine_cache_path": str(cache), "trt_timing_cache_enable": True,
-                                   "trt_timing_cache_path": str(cache)}))
+                out.append((name, self._tensorrt_options()))
             elif name == "CUDAExecutionProvider":
                 options = {"device_id": self.device_id}
                 if self.stream is not None:
@@ -170,6 +193,28 @@ class OnnxRuntimeRunner(Runner):
             else:
                 out.append(name)
         return out
+
+    def _tensorrt_options(self) -> dict:
+        """The TensorRT provider's options: engines cached by the file's content, the sidecar's profile."""
+        digest = cached_sha256(self.path)[:16]
+        cache = _cache_dir()
+        engines = cache / digest
+        try:  # ONNX Runtime makes only the last folder of a cache path
+            engines.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.debug("cannot make the TensorRT engine cache %s: %s", engines, exc)
+        options = {"device_id": self.device_id, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(engines),
+                   "trt_engine_cache_prefix": f"edgelight_{digest}", "trt_timing_cache_enable": True,
+                   "trt_timing_cache_path": str(cache)}
+        return {**options, **self._tensorrt_profile()}
+
+    def _tensorrt_profile(self) -> dict[str, str]:
+        """``trt_profile_{min,opt,max}_shapes`` from the sidecar's profile (``image:1x3x32x32,light:1x27``), which
+        covers every input the contract names, as the provider needs (the sidecar schema holds it to that)."""
+        names = [spec["name"] for spec in self.contract["inputs"]]
+        return {f"trt_profile_{kind}_shapes": ",".join(
+            f"{name}:{'x'.join(str(int(d)) for d in getattr(self.profile[name], kind))}" for name in names)
+            for kind in ("min", "opt", "max")}
 
     def session_options(self, level: str | None = None):
         """The ``onnxruntime.SessionOptions`` this runner creates its session with (``level``: another level)."""
@@ -205,6 +250,7 @@ class OnnxRuntimeRunner(Runner):
         self.providers = self.session.get_providers()
         self._types = {i.name: _TYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
         self._outputs = [o.name for o in self.session.get_outputs()]
+        self._output_types = {o.name: _TYPES.get(o.type, np.float32) for o in self.session.get_outputs()}
 
     def _create(self, path: Path, options, providers: list):
         import onnxruntime as ort
@@ -287,7 +333,77 @@ class OnnxRuntimeRunner(Runner):
 
     def deactivate_impl(self) -> None:
         self._bound.clear()
-        self.session = None
+        self.session, self._cuda = None, None
+
+    def executor_cuda(self) -> Cuda | None:
+        """``get_cuda(cuda_lib, device)`` on the CUDA and TensorRT providers; on the CPU provider the simulation
+        for ``cuda_lib="sim"``, else None (also before activation).
+
+        Raises:
+            UserError: the session is on a GPU but no CUDA Python library is installed (the message says which).
+        """
+        if self.session is None:
+            return None
+        if self._cuda is None:
+            from ..cuda import get_cuda
+
+            if self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+                if self.cuda_lib == "sim":
+                    raise ModelError("cuda_lib sim simulates the GPU path on the CPU: use it with device cpu")
+                self._cuda = get_cuda(self.cuda_lib, self.device_id)
+            elif self.providers[0] == "CPUExecutionProvider" and self.cuda_lib == "sim":
+                self._cuda = get_cuda("sim")
+        return self._cuda
+
+    def enqueue(self, shapes: Mapping[str, Shape], addresses: Mapping[str, int], stream: Stream) -> dict[str, Shape]:
+        """Run once on device buffers owned by the caller, in ``stream``'s order (``Cuda.run_in_order``).
+
+        ONNX Runtime computes on a stream of its own and has finished when its run returns, so the run waits for
+        the work queued on ``stream`` before it and the work queued after it waits for the run.
+
+        Args:
+            shapes: the shape of every input.
+            addresses: the device address of every input and output, each large enough for its shape and type
+                (``input_metadata`` / ``output_metadata``: float32 or float16).
+            stream: a stream of ``executor_cuda()``.
+
+        Returns:
+            The shape of every output (``output_shapes``).
+
+        Raises:
+            ValueError: a shape or an address is missing.
+            RuntimeError: the runner is not active, or computes on host arrays only (``executor_cuda()`` is None).
+        """
+        if self.session is None:
+            raise RuntimeError(f"{type(self).__name__} is not active")
+        cuda = self.executor_cuda()
+        if cuda is None:
+            raise RuntimeError(f"{self._label()} runs on the {self.providers[0]} on host arrays; enqueue needs the "
+                               "CUDA or TensorRT provider (or cuda_lib='sim' for a dry run)")
+        if missing := [name for name in self._types if name not in shapes]:
+            raise ValueError(f"enqueue needs the shape of {missing}")
+        if missing := [name for name in (*self._types, *self._outputs) if name not in addresses]:
+            raise ValueError(f"enqueue needs the device address of {missing}")
+        outputs = self.output_shapes({name: tuple(shapes[name]) for name in self._types})
+        if missing := [name for name in self._outputs if name not in outputs]:
+            raise ModelError(f"{self._label()}: the contract gives no shape for output {', '.join(missing)}")
+        device, device_id = ("cpu", 0) if cuda.host_memory else ("cuda", self.device_id)
+        bind_inputs = [(name, kind, tuple(int(d) for d in shapes[name]), int(addresses[name]))
+                       for name, kind in self._types.items()]
+        bind_outputs = [(name, self._output_types[name], tuple(int(d) for d in outputs[name]), int(addresses[name]))
+                        for name in self._outputs]
+        session = self.session
+
+        def run() -> None:
+            binding = session.io_binding()
+            for name, kind, shape, address in bind_inputs:
+                binding.bind_input(name, device, device_id, kind, shape, address)
+            for name, kind, shape, address in bind_outputs:
+                binding.bind_output(name, device, device_id, kind, shape, address)
+            session.run_with_iobinding(binding)
+
+        cuda.run_in_order(stream, run, synchronous=True)
+        return {name: outputs[name] for name in self._outputs}
 
     def io_metadata(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
         def spec(v) -> TensorSpec:
@@ -351,6 +467,6 @@ def _fastest_here(folder: Path, names: tuple[str, ...]) -> tuple[str, ...]:
 
 register_backend(Backend(
     name="onnxruntime", runner=OnnxRuntimeRunner, suffixes=(".onnx",), artefact="an .onnx file",
-    options=frozenset({"device", "threads", "providers", "stream", "spinning", "optimization",
-                       "optimized_cache"}), capabilities=frozenset({"cpu", "cuda"}),
+    options=frozenset({"device", "threads", "providers", "stream", "spinning", "optimization", "optimized_cache",
+                       "cuda_lib"}), capabilities=frozenset({"cpu", "cuda", "cuda_executor"}),
     probe=_probe, pick=_pick))

@@ -58,7 +58,7 @@ def test_every_backend_that_runs_here_runs_the_same_model(name, export):
 
 def test_options_a_backend_does_not_take_are_refused(export):
     with pytest.raises(ModelError, match=r"the onnxruntime backend \(model.onnx\) does not take cuda_graphs; "
-                                         r"it takes device"):
+                                         r"it takes cuda_lib, device"):
         load(export / "export" / "model.onnx", cuda_graphs=True)
     with pytest.raises(ModelError, match="does not take providers"):
         load(export / "best.ckpt", providers=("cpu",))
@@ -84,4 +84,4 @@ def test_an_unknown_option_is_one_line_on_the_command_line(export, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "python -m runtime: error: the onnxruntime backend (model.onnx) does not take cuda_graphs; "
-        "it takes device, optimization, optimized_cache, providers, spinning, stream, threads"]
+        "it takes cuda_lib, device, optimization, optimized_cache, providers, spinning, stream, threads"]
