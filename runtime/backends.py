@@ -30,7 +30,8 @@ OPTIONS = {
     "device": "where to run: auto, cpu, cuda or cuda:N",
     "threads": "CPU threads (ONNX Runtime intra-op, PyTorch)",
     "providers": "ONNX Runtime execution providers in order (tensorrt, cuda, cpu or full names)",
-    "cuda_lib": "the CUDA layer for TensorRT engines: auto, pycuda or cuda-python",
+    "cuda_lib": "the CUDA layer of TensorRT engines and of the overlapped GPU executor: auto, pycuda, cuda-python "
+                "or sim (the GPU path simulated on the CPU, for dry runs)",
     "fp16": "run a checkpoint in half precision (CUDA)",
     "cuda_graphs": "capture and replay CUDA graphs per input shape (CUDA)",
     "channels_last": "the channels-last memory format for PyTorch",

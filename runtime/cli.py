@@ -71,8 +71,9 @@ def _common(p: ArgumentParser, *, video_input: bool = True) -> None:
     b.add_argument("--optimized-cache", action=argparse.BooleanOptionalAction, default=None,
                    help="ONNX Runtime on the CPU: keep the optimised model in ~/.cache/edgelight/ort and load "
                         "it on the next start (default: on)")
-    b.add_argument("--cuda-lib", choices=["auto", "pycuda", "cuda-python"],
-                   help="CUDA layer for TensorRT engines (default: cuda-python, else pycuda)")
+    b.add_argument("--cuda-lib", choices=["auto", "pycuda", "cuda-python", "sim"],
+                   help="CUDA layer of the overlapped GPU executor and TensorRT engines (default: cuda-python, "
+                        "else pycuda); sim: the GPU path simulated on the CPU (a dry run, slow)")
     b.add_argument("--device", metavar="DEVICE",
                    help="auto, cpu, cuda or cuda:N (default: auto; TensorRT engines run on the GPU)")
     b.add_argument("--fp16", action="store_true", help="PyTorch checkpoints: run in half precision (CUDA)")

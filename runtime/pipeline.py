@@ -1,8 +1,8 @@
 """The video pipeline: source -> fit and preprocess -> runner -> postprocess -> sink, with stage statistics.
 
 Decoding runs in the source's thread and encoding in a writer thread, so on the CPU decode,
-inference and encode of different frames overlap. With a TensorRT runner on a GPU the
-``CudaFrameExecutor`` keeps at least two frames in flight on separate upload, compute and download
+inference and encode of different frames overlap. With a runner on a GPU (TensorRT, PyTorch, ONNX Runtime's
+CUDA provider) the ``CudaFrameExecutor`` keeps at least two frames in flight on separate upload, compute and download
 streams ordered by events, and converts uint8 frames to tensors on the GPU.
 
     from runtime import Pipeline, load
@@ -33,6 +33,7 @@ import time
 import numpy as np
 
 from .core.cli import exit_code
+from .core.errors import UserError
 from .core.color import as_bgr8
 from .runners.base import Runner
 from .stats import Progress, Stats
@@ -55,7 +56,8 @@ class Pipeline:
         max_frames: stop after this many frames (live sources run until stopped otherwise).
         progress: show a progress bar for sources of known length.
         gpu: ``auto`` uses the overlapped GPU executor when the runner's backend has the ``cuda_executor``
-            capability (TensorRT engines); ``off`` never does.
+            capability and the runner computes on a GPU (``executor_cuda()``: TensorRT engines, PyTorch and
+            ONNX Runtime on CUDA, or any of them on the simulated CUDA layer); ``off`` never does.
         depth: frames in flight on the GPU executor (at least 2).
     """
 
@@ -112,11 +114,20 @@ class Pipeline:
 
         if self.gpu == "off" or self.source is None or "cuda_executor" not in capabilities(self.runner.backend):
             return None
+        try:
+            cuda = self.runner.executor_cuda()
+        except UserError as exc:  # on a GPU without a CUDA Python library: the host path still works
+            log.warning("frames go through the host, not the overlapped GPU executor: %s", exc)
+            return None
+        if cuda is None:
+            return None
         from .cuda_executor import CudaFrameExecutor
 
         extras = tuple(self.task.extras(0))
+        # Vector outputs (a light estimate) come back with each frame for the task to carry to later frames.
+        vectors = tuple(s["name"] for s in self.runner.contract["outputs"] if "shape" in s)
         return CudaFrameExecutor(self.runner, image_input=self.task.image_input, output=self.task.output,
-                                 extra_inputs=extras, depth=max(2, self.depth))
+                                 extra_inputs=extras, depth=max(2, self.depth), cuda=cuda, host_outputs=vectors)
 
     def run(self) -> dict:
         """Process every frame; return the statistics (``Stats.summary()``)."""
@@ -158,13 +169,15 @@ class Pipeline:
                         # No newer frame to overlap with: wait for this one now rather than when the next
                         # frame arrives (a frame interval later).
                         done += executor.flush()
-                    for tag, out in done:
+                    for tag, out, outputs in done:
+                        self.task.observe(outputs)
                         writes.put((lambda t=tag, o=out: self._finish(t, o), tag[0]))
                 index += 1
                 if bar is not None:
                     bar.update(1)
             if executor is not None:
-                for tag, out in executor.flush():
+                for tag, out, outputs in executor.flush():
+                    self.task.observe(outputs)
                     writes.put((lambda t=tag, o=out: self._finish(t, o), tag[0]))
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (runtime.core.cli.Interrupted)
             self.error = "interrupted"

@@ -180,7 +180,12 @@ class Task:
 
     def postprocess(self, outputs: dict[str, np.ndarray], fitted: np.ndarray) -> np.ndarray:
         """The model's outputs -> a uint8 BGR frame of the fitted size."""
+        self.observe(outputs)
         return self.finish(tensor_to_frame(outputs[self.output]), fitted)
+
+    def observe(self, outputs: dict[str, np.ndarray]) -> None:
+        """Take what a frame's outputs carry to later frames (a light estimate); nothing by default. On the GPU
+        executor it gets the vector outputs, which come back with each frame."""
 
     def finish(self, frame: np.ndarray, fitted: np.ndarray) -> np.ndarray:
         """A last step on the uint8 output frame (also after GPU conversion); none by default."""
@@ -385,13 +390,12 @@ class RelightTask(Task):
             feeds["history"] = history
         return feeds
 
-    def postprocess(self, outputs: dict[str, np.ndarray], fitted: np.ndarray) -> np.ndarray:
-        # The light estimate comes back with the frame (the overlapped GPU executor returns only the frame:
-        # then every frame starts afresh).
+    def observe(self, outputs: dict[str, np.ndarray]) -> None:
+        # The light estimate comes back with the frame (also from the GPU executor, a few frames late when
+        # frames are in flight).
         estimate = outputs.get("sh_estimate")
         if estimate is not None and np.isfinite(estimate).all():
             self._estimate = np.array(estimate, np.float32).reshape(-1)[:27]
-        return super().postprocess(outputs, fitted)
 
     def finish(self, frame: np.ndarray, fitted: np.ndarray) -> np.ndarray:
         return self._denoiser(frame) if self._denoiser is not None else frame

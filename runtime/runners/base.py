@@ -11,15 +11,23 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
 from ..core.errors import ModelError
 from ..core.sidecar import ShapeRange, Sidecar
 
-__all__ = ["Runner", "TensorSpec", "parse_device"]
+if TYPE_CHECKING:
+    from ..cuda import Cuda, Stream
+
+__all__ = ["Runner", "TensorSpec", "ShapeCache", "parse_device"]
+
+Shape = tuple[int, ...]
+T = TypeVar("T")
 
 
 def parse_device(device: str | int) -> tuple[str, int]:
@@ -36,6 +44,47 @@ def parse_device(device: str | int) -> tuple[str, int]:
     if kind == "cuda" and index.isdigit():
         return "cuda", int(index)
     raise ModelError(f"device {device!r}: expected auto, cpu, cuda or cuda:N")
+
+
+class ShapeCache(Generic[T]):
+    """What a runner keeps per input shape (a CUDA graph, static buffers), at most ``limit`` entries.
+
+    The least recently used entry goes when a new shape would make one too many, through ``release``
+    (which frees its GPU memory), so a video whose size keeps changing cannot grow GPU memory without bound.
+    """
+
+    def __init__(self, limit: int, release) -> None:
+        if limit < 1:
+            raise ValueError(f"limit {limit}: keep at least one entry")
+        self.limit, self._release = int(limit), release
+        self._entries: OrderedDict[tuple, T] = OrderedDict()
+
+    def get(self, key: tuple) -> T | None:
+        """The entry for ``key`` (now the most recently used), or None."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: tuple, entry: T) -> None:
+        """Keep ``entry`` for ``key``, releasing the least recently used entries beyond the limit."""
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.limit:
+            _, old = self._entries.popitem(last=False)
+            self._release(old)
+
+    def clear(self) -> None:
+        """Release every entry."""
+        while self._entries:
+            _, old = self._entries.popitem(last=False)
+            self._release(old)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self._entries
 
 
 @dataclass(frozen=True)
@@ -189,6 +238,57 @@ class Runner(ABC):
         if self.is_active:
             self.deactivate_impl()
             self.is_active = False
+
+    # -- driven by the overlapped GPU executor (runtime.cuda_executor) -------------------------------------------
+
+    def executor_cuda(self) -> Cuda | None:
+        """The CUDA layer through which ``runtime.cuda_executor.CudaFrameExecutor`` drives this active runner on
+        device buffers (``enqueue``), or None when it computes on host arrays only (the default).
+
+        Raises:
+            UserError: the runner is on a GPU but no CUDA Python library is installed (the message says which).
+        """
+        return None
+
+    def profile_shapes(self, name: str) -> tuple[Shape, Shape, Shape]:
+        """The (min, opt, max) shapes input ``name`` takes (the sidecar's profile; an engine's own)."""
+        if name not in self.profile:
+            raise KeyError(f"{name!r} is not an input of {self._label()}; its inputs are {list(self.profile)}")
+        shapes = self.profile[name]
+        return tuple(shapes.min), tuple(shapes.opt), tuple(shapes.max)
+
+    def output_shapes(self, shapes: Mapping[str, Shape]) -> dict[str, Shape]:
+        """The shape of every output for inputs of ``shapes``, without running the model.
+
+        From the contract: an image output (``channels`` C) has the batch and size of the first image input,
+        a vector output (``shape`` [N, K]) is N x K. Runners that know better (an engine) override it.
+        """
+        image = next((tuple(shapes[s["name"]]) for s in self.contract["inputs"]
+                      if s["name"] in shapes and len(shapes[s["name"]]) == 4), None)
+        batch = next(iter(shapes.values()))[0] if shapes else 1
+        out = {}
+        for spec in self.contract["outputs"]:
+            if "shape" in spec:
+                out[spec["name"]] = (int(batch), int(spec["shape"][1]))
+            elif "channels" in spec and image is not None:
+                out[spec["name"]] = (image[0], int(spec["channels"]), image[2], image[3])
+            else:
+                raise ModelError(f"{self._label()}: the contract gives no shape for output {spec['name']!r}")
+        return out
+
+    def enqueue(self, shapes: Mapping[str, Shape], addresses: Mapping[str, int], stream: Stream) -> dict[str, Shape]:
+        """Queue one run on device buffers owned by the caller, in ``stream``'s order (``executor_cuda()``'s stream).
+
+        Args:
+            shapes: the shape of every input.
+            addresses: the device address of every input and output, each large enough for its shape and the
+                type ``input_metadata`` / ``output_metadata`` give it.
+            stream: the stream that orders the run.
+
+        Returns:
+            The shape of every output.
+        """
+        raise NotImplementedError(f"the {self.backend} runner computes on host arrays only")
 
     def input_metadata(self) -> list[TensorSpec]:
         """The inputs the active model takes."""

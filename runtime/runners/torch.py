@@ -1,16 +1,45 @@
-"""PyTorch runner: the reference, straight from a checkpoint (FP32 or FP16, channels-last, CUDA graphs)."""
+"""PyTorch runner: the reference, straight from a checkpoint (FP32 or FP16, channels-last, CUDA graphs).
+
+On a GPU it also runs on device buffers it does not own (``enqueue``), on a CUDA stream of the runtime's CUDA
+layer, so the overlapped executor (``runtime.cuda_executor``) drives it as it drives a TensorRT engine: the
+buffers are viewed as tensors through ``__cuda_array_interface__`` (no copy) and the model runs on the stream as
+an external stream. With ``cuda_graphs`` one graph per input shape is kept, at most ``GRAPH_LIMIT``: the least
+recently used one is released (with its memory pool) when a new shape would make one too many.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..backends import Backend, register_backend
 from ..core.errors import ModelError
 from ..core.sidecar import Sidecar
-from .base import Runner, TensorSpec, parse_device
+from .base import Runner, ShapeCache, TensorSpec, parse_device
+
+if TYPE_CHECKING:
+    from ..cuda import Cuda, Stream
+
+log = logging.getLogger("runtime")
+
+GRAPH_LIMIT = 4
+"""CUDA graphs a runner keeps (one per input shape), each with its own memory pool."""
+
+
+class _DeviceArray:
+    """Device memory at ``ptr`` described by ``__cuda_array_interface__`` (version 3, no stream to wait for),
+    which ``torch.as_tensor`` wraps without a copy."""
+
+    def __init__(self, ptr: int, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.__cuda_array_interface__ = {"shape": tuple(int(d) for d in shape), "typestr": np.dtype(dtype).str,
+                                         "data": (int(ptr), False), "version": 3, "strides": None}
 
 __all__ = ["TorchRunner"]
 
@@ -23,14 +52,18 @@ class TorchRunner(Runner):
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when available).
         fp16: run in half precision (CUDA only); inputs and outputs stay FP32.
         channels_last: use the channels-last memory format (faster convolutions on GPUs and recent CPUs).
-        cuda_graphs: capture one CUDA graph per input shape and replay it (CUDA only).
+        cuda_graphs: capture one CUDA graph per input shape and replay it (CUDA only; at most ``GRAPH_LIMIT``
+            kept).
         threads: CPU threads for PyTorch (None: leave PyTorch's setting).
+        cuda_lib: the CUDA layer for ``enqueue`` on device buffers: ``auto``, ``cuda-python``, ``pycuda``, or
+            ``sim`` (a CPU runner driven through the simulated CUDA layer, for dry runs).
     """
 
     backend = "torch"
 
     def __init__(self, checkpoint: str | os.PathLike, *, device: str | int = "auto", fp16: bool = False,
-                 channels_last: bool = True, cuda_graphs: bool = False, threads: int | None = None) -> None:
+                 channels_last: bool = True, cuda_graphs: bool = False, threads: int | None = None,
+                 cuda_lib: str = "auto") -> None:
         path = Path(checkpoint)
         path = path / "best.ckpt" if path.is_dir() else path
         if not path.is_file():
@@ -45,8 +78,10 @@ class TorchRunner(Runner):
         parse_device(device)  # a bad value fails here, not at activation
         self.path, self.requested_device, self.fp16 = path, device, fp16
         self.channels_last, self.cuda_graphs, self.threads = channels_last, cuda_graphs, threads
+        self.cuda_lib = cuda_lib
         self.model = None
-        self._graphs: dict[tuple, tuple] = {}
+        self._graphs: ShapeCache[tuple] = ShapeCache(GRAPH_LIMIT, _release_graph)
+        self._enqueued = None  # an event after the latest enqueue(), once there has been one
 
     @property
     def device(self) -> str:
@@ -65,6 +100,8 @@ class TorchRunner(Runner):
             raise ModelError("--device cuda: no CUDA GPU is visible to PyTorch")
         if (self.fp16 or self.cuda_graphs) and kind != "cuda":
             raise ModelError("FP16 and CUDA graphs need a CUDA GPU; run FP32 on the CPU")
+        if self.cuda_lib == "sim" and kind == "cuda":
+            raise ModelError("cuda_lib sim simulates the GPU path on the CPU: use it with device cpu")
         if self.threads:
             torch.set_num_threads(self.threads)
         model, _ = load_checkpoint(self.path, map_location=device)
@@ -96,6 +133,8 @@ class TorchRunner(Runner):
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
+        if self._enqueued is not None:  # enqueue() work on another stream may still use the graphs' buffers
+            self._enqueued.synchronize()
         with torch.inference_mode():
             if self.cuda_graphs:
                 outputs = self._replay(feeds)
@@ -105,11 +144,16 @@ class TorchRunner(Runner):
 
     def _replay(self, feeds: dict[str, np.ndarray]) -> list:
         """One CUDA graph per input shape: copy into its static inputs, replay, read its static outputs."""
+        return self._replay_tensors(self._tensors(feeds))
+
+    def _replay_tensors(self, inputs: list) -> list:
+        """Replay the graph for the shapes of ``inputs`` (captured on first use): its static outputs."""
         import torch
 
-        key = tuple(feeds[name].shape for name in self._names)
-        if key not in self._graphs:
-            static = self._tensors(feeds)
+        key = tuple(tuple(t.shape) for t in inputs)
+        entry = self._graphs.get(key)
+        if entry is None:
+            static = [t.clone() for t in inputs]
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
@@ -117,18 +161,93 @@ class TorchRunner(Runner):
                     self._forward(static)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                outputs = self._forward(static)
-            self._graphs[key] = (graph, static, outputs)
-        graph, static, outputs = self._graphs[key]
-        for dst, src in zip(static, self._tensors(feeds)):
+            try:
+                with torch.cuda.graph(graph):
+                    outputs = self._forward(static)
+            except Exception as exc:  # an operation capture does not allow: run without graphs from now on
+                log.warning("CUDA graph capture of %s failed (%s); running it without CUDA graphs", self.path.name,
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                self.cuda_graphs = False
+                self._graphs.clear()
+                return self._forward(inputs)
+            entry = (graph, static, outputs)
+            self._graphs.put(key, entry)
+        graph, static, outputs = entry
+        for dst, src in zip(static, inputs):
             dst.copy_(src)
         graph.replay()
         return outputs
 
     def deactivate_impl(self) -> None:
+        if self._enqueued is not None:
+            self._enqueued.synchronize()
+            self._enqueued.free()
+            self._enqueued = None
         self._graphs.clear()
         self.model = None
+        if self._device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()  # the released graphs' pools go back to the driver
+
+    # -- on device buffers (the overlapped executor) ------------------------------------------------------------
+
+    def executor_cuda(self) -> Cuda | None:
+        """The CUDA layer of ``cuda_lib`` on this runner's GPU; ``sim`` on the CPU; else None."""
+        if self.model is None:
+            return None
+        from ..cuda import get_cuda
+
+        if self._device.startswith("cuda"):
+            return get_cuda(self.cuda_lib, parse_device(self._device)[1])
+        return get_cuda("sim") if self.cuda_lib == "sim" else None
+
+    def enqueue(self, shapes: Mapping[str, tuple[int, ...]], addresses: Mapping[str, int],
+                stream: Stream) -> dict[str, tuple[int, ...]]:
+        """Run the model on float32 device buffers in ``stream``'s order (see ``Runner.enqueue``).
+
+        The inputs are read as float32 (cast to FP16 on the GPU when ``fp16``), the outputs written as float32.
+        """
+        cuda = self.executor_cuda()
+        if cuda is None:
+            raise RuntimeError(f"{type(self).__name__} is not active on a GPU")
+        if missing := [n for n in self._names if n not in shapes]:
+            raise ValueError(f"enqueue needs the shape of {missing}")
+        if missing := [n for n in (*self._names, *self._outputs) if n not in addresses]:
+            raise ValueError(f"enqueue needs the device address of {missing}")
+        out_shapes = self.output_shapes(shapes)
+        view = _host_view if cuda.host_memory else _device_view
+
+        def work() -> None:
+            import torch
+
+            with torch.inference_mode(), self._on(stream):
+                inputs = []
+                for name in self._names:
+                    t = view(addresses[name], shapes[name], self._device).to(self._dtype)
+                    if t.dim() == 4 and self.channels_last:
+                        t = t.contiguous(memory_format=torch.channels_last)
+                    inputs.append(t)
+                results = self._replay_tensors(inputs) if self.cuda_graphs else self._forward(inputs)
+                for name, result in zip(self._outputs, results):
+                    if tuple(result.shape) != tuple(out_shapes[name]):
+                        raise ModelError(f"output {name!r} came out {tuple(result.shape)}, not "
+                                         f"{tuple(out_shapes[name])}")
+                    view(addresses[name], out_shapes[name], self._device).copy_(result)
+
+        cuda.run_in_order(stream, work, synchronous=False)
+        if self._enqueued is None:
+            self._enqueued = cuda.event(timing=False)
+        self._enqueued.record(stream)  # infer() waits for it: the graphs' static buffers are shared
+        return dict(out_shapes)
+
+    def _on(self, stream: Stream) -> contextlib.AbstractContextManager:
+        """PyTorch's current stream made ``stream`` (an external stream) for the block; nothing on the CPU."""
+        if not self._device.startswith("cuda"):
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.cuda.stream(torch.cuda.ExternalStream(stream.handle, device=self._device))
 
     def io_metadata(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
         def spec(s: dict) -> TensorSpec:
@@ -136,6 +255,33 @@ class TorchRunner(Runner):
             return TensorSpec(s["name"], shape, np.dtype(np.float32))
 
         return [spec(s) for s in self.contract["inputs"]], [spec(s) for s in self.contract["outputs"]]
+
+
+def _release_graph(entry: tuple) -> None:
+    """Free a captured graph: ``reset`` gives back its memory pool once nothing else holds its tensors."""
+    graph, static, outputs = entry
+    static.clear()
+    outputs.clear()
+    graph.reset()
+
+
+def _device_view(ptr: int, shape: tuple[int, ...], device: str):
+    """The float32 device memory at ``ptr`` as a tensor of ``shape`` on ``device`` (no copy)."""
+    import torch
+
+    tensor = torch.as_tensor(_DeviceArray(ptr, shape, np.dtype(np.float32)), device=device)
+    if tensor.data_ptr() != ptr:
+        raise RuntimeError("PyTorch copied a device buffer it was asked to wrap")
+    return tensor
+
+
+def _host_view(ptr: int, shape: tuple[int, ...], device: str):
+    """The float32 host memory at ``ptr`` (a buffer of the simulated CUDA layer) as a CPU tensor (no copy)."""
+    import torch
+
+    count = int(np.prod(shape, dtype=np.int64))
+    data = np.ctypeslib.as_array((ctypes.c_float * max(count, 1)).from_address(ptr))[:count]
+    return torch.from_numpy(data.reshape(shape))
 
 
 def _probe() -> str | None:
@@ -156,5 +302,5 @@ def _pick(folder: Path, precision: str = "auto") -> Path | None:
 
 register_backend(Backend(
     name="torch", runner=TorchRunner, suffixes=(".ckpt",), artefact="a .ckpt checkpoint",
-    options=frozenset({"device", "threads", "fp16", "cuda_graphs", "channels_last"}),
-    capabilities=frozenset({"cpu", "cuda", "fp16", "cuda_graphs"}), probe=_probe, pick=_pick))
+    options=frozenset({"device", "threads", "fp16", "cuda_graphs", "channels_last", "cuda_lib"}),
+    capabilities=frozenset({"cpu", "cuda", "fp16", "cuda_graphs", "cuda_executor"}), probe=_probe, pick=_pick))

@@ -1,242 +1,29 @@
-"""Test doubles for the CUDA layer and TensorRT: a CUDA that runs on the CPU, and a fake ``tensorrt`` module.
+"""Test doubles for TensorRT and the runners, on the simulated CUDA layer (``runtime.cuda.sim.SimCuda``).
 
-``SimCuda`` is a ``Cuda`` that runs on the CPU: queued work runs only when the host waits for it, in a
-random interleaving of the streams that respects every event wait, so code that forgets to order two
-streams (or reuses a buffer too early) computes wrong results here, as it would on a GPU under load.
-
-``fake_tensorrt`` is just the TensorRT runtime API the runner uses, on a ``SimCuda``; ``write_plan`` writes
-a plan it loads, ``model`` computes what that plan's engine gives, and ``make_sidecar`` builds an engine's
-sidecar. tests/runtime/test_cuda.py and tests/runtime/test_tensorrt_runner.py use them.
+``fake_tensorrt`` is just the TensorRT runtime API the runner uses, on a ``SimCuda``, and as strict as
+TensorRT about what an execution needs (stricter about device addresses: ``device_region``); ``write_plan``
+writes a plan it loads, ``model`` computes what that plan's engine gives, and ``make_sidecar`` builds an
+engine's sidecar. tests/runtime/test_cuda.py and tests/runtime/test_tensorrt_runner.py use them.
 
 ``IdentityRunner`` is a host runner of an enhance model that returns its input, optionally after a delay.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import random
 import time
 import types
-from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from runtime.core.sidecar import Sidecar, make_profile
-from runtime.cuda.base import Cuda, CudaGraph, DeviceBuffer, Event, HostBuffer, Stream
-from runtime.cuda.kernels import KERNELS, frame_to_tensor_reference, tensor_to_frame_reference
+from runtime.cuda.sim import SimCuda, SimDeviceBuffer, SimEvent, SimGraph, SimHostBuffer, SimStream, SimOp
 from runtime.runners.base import Runner
 
-__all__ = ["SimCuda", "SimStream", "SimEvent", "SimDeviceBuffer", "SimHostBuffer", "SimGraph", "PROFILE",
-           "make_sidecar", "fake_tensorrt", "write_plan", "model", "IdentityRunner"]
-
-
-# --- a CUDA that runs on the CPU --------------------------------------------------------------------------------
-
-
-class _Op:
-    def __init__(self, run: Callable[[], None], ready: Callable[[], bool] = lambda: True) -> None:
-        self.run, self.ready = run, ready
-
-
-class SimStream(Stream):
-    def __init__(self, cuda: SimCuda) -> None:
-        self.cuda, self.ops, self.capturing = cuda, deque(), None
-        self.capture_broken = False
-        self._handle = 0x5000 + len(cuda.streams)
-        cuda.streams.append(self)
-
-    def push(self, op: _Op) -> None:
-        (self.capturing if self.capturing is not None else self.ops).append(op)
-
-    @property
-    def handle(self) -> int:
-        return self._handle
-
-    def synchronize(self) -> None:
-        self.cuda.run_until(lambda: not self.ops)
-
-    def wait(self, event: Event) -> None:
-        assert isinstance(event, SimEvent)
-        target = event.recorded
-        self.push(_Op(lambda: None, lambda: event.done >= target))
-
-    def free(self) -> None:
-        self.cuda.freed_streams += 1
-
-
-class SimEvent(Event):
-    def __init__(self, cuda: SimCuda, timing: bool) -> None:
-        self.cuda, self.timing, self.recorded, self.done, self.time = cuda, timing, 0, 0, 0
-
-    def record(self, stream: Stream) -> None:
-        assert isinstance(stream, SimStream)
-        self.recorded += 1
-        generation = self.recorded
-
-        def run() -> None:
-            self.done, self.time = generation, self.cuda.clock
-
-        stream.push(_Op(run))
-
-    def synchronize(self) -> None:
-        self.cuda.run_until(lambda: self.done >= self.recorded)
-
-    def query(self) -> bool:
-        self.cuda.step(self.cuda.rng.randint(0, 3))  # the GPU makes some progress meanwhile
-        return self.done >= self.recorded
-
-    def elapsed_ms(self, start: Event) -> float:
-        assert isinstance(start, SimEvent) and self.timing and start.timing
-        assert self.done >= self.recorded and start.done >= start.recorded, "elapsed_ms of an unfinished event"
-        return float(self.time - start.time)
-
-    def free(self) -> None:
-        pass
-
-
-class SimDeviceBuffer(DeviceBuffer):
-    def __init__(self, cuda: SimCuda, nbytes: int) -> None:
-        self.cuda, self.nbytes, self.ptr = cuda, nbytes, cuda.next_ptr
-        cuda.next_ptr += nbytes + 4096
-        cuda.memory[self.ptr] = np.full(max(nbytes, 1), 0xCD, np.uint8)  # garbage, as cudaMalloc gives
-
-    def free(self) -> None:
-        self.cuda.memory.pop(self.ptr, None)
-
-
-class SimHostBuffer(HostBuffer):
-    def __init__(self, cuda: SimCuda, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        self._array: np.ndarray | None = np.zeros(shape, dtype)
-        self.cuda, self.ptr, self.nbytes = cuda, self._array.ctypes.data, self._array.nbytes
-        cuda.pinned += 1
-
-    @property
-    def array(self) -> np.ndarray:
-        assert self._array is not None, "use after free"
-        return self._array
-
-    def free(self) -> None:
-        if self._array is not None:
-            self._array = None
-            self.cuda.pinned -= 1
-
-
-class SimGraph(CudaGraph):
-    def __init__(self, ops: list[_Op]) -> None:
-        self.ops = ops
-
-    def launch(self, stream: Stream) -> None:
-        assert isinstance(stream, SimStream)
-        for op in self.ops:
-            stream.push(op)
-
-    def free(self) -> None:
-        self.ops = []
-
-
-class SimCuda(Cuda):
-    """A CPU ``Cuda`` whose streams run lazily and out of order with each other (see the module docstring)."""
-
-    name = "sim"
-
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__(0)
-        self.rng = random.Random(seed)
-        self.memory: dict[int, np.ndarray] = {}
-        self.next_ptr, self.clock, self.pinned, self.freed_streams = 0x10000, 0, 0, 0
-        self.streams: list[SimStream] = []
-
-    def bytes(self, ptr: int, nbytes: int) -> np.ndarray:
-        assert ptr in self.memory, f"no device buffer at {ptr:#x} (freed?)"
-        assert nbytes <= self.memory[ptr].nbytes, "device access out of bounds"
-        return self.memory[ptr][:nbytes]
-
-    def array(self, ptr: int, shape: tuple[int, ...], dtype) -> np.ndarray:
-        dtype = np.dtype(dtype)
-        return self.bytes(ptr, int(np.prod(shape)) * dtype.itemsize).view(dtype).reshape(shape)
-
-    def step(self, count: int = 1) -> None:
-        for _ in range(count):
-            ready = [s for s in self.streams if s.ops and s.ops[0].ready()]
-            if not ready:
-                return
-            self.rng.choice(ready).ops.popleft().run()
-            self.clock += 1
-
-    def run_until(self, done: Callable[[], bool]) -> None:
-        while not done():
-            ready = [s for s in self.streams if s.ops and s.ops[0].ready()]
-            assert ready, "deadlock: the host waits for work that can never run"
-            self.step()
-
-    def context(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
-
-    def compute_capability(self) -> str:
-        return "8.9"
-
-    def device_name(self) -> str:
-        return "simulated GPU"
-
-    def stream(self) -> Stream:
-        return SimStream(self)
-
-    def event(self, timing: bool = True) -> Event:
-        return SimEvent(self, timing)
-
-    def device_buffer(self, nbytes: int) -> DeviceBuffer:
-        return SimDeviceBuffer(self, int(nbytes))
-
-    def host_buffer(self, shape, dtype=np.uint8) -> HostBuffer:
-        return SimHostBuffer(self, (shape,) if isinstance(shape, int) else tuple(shape), np.dtype(dtype))
-
-    def _push(self, stream: Stream, run: Callable[[], None]) -> None:
-        assert isinstance(stream, SimStream)
-        stream.push(_Op(run))
-
-    def _htod(self, dst: int, src: np.ndarray, stream: Stream) -> None:
-        self._push(stream, lambda: self.bytes(dst, src.nbytes).__setitem__(slice(None), src))  # reads src when run
-
-    def _dtoh(self, dst: np.ndarray, src: int, stream: Stream) -> None:
-        self._push(stream, lambda: dst.__setitem__(slice(None), self.bytes(src, dst.nbytes)))
-
-    def _dtod(self, dst: int, src: int, nbytes: int, stream: Stream) -> None:
-        self._push(stream, lambda: self.bytes(dst, nbytes).__setitem__(slice(None), self.bytes(src, nbytes)))
-
-    def _launch(self, kernel: str, stream: Stream, threads: int, pointers: tuple[int, ...],
-                ints: tuple[int, ...]) -> None:
-        (conversion, dtype), = [key for key, name in KERNELS.items() if name == kernel]
-        src, dst = pointers
-
-        def run() -> None:  # a frame of n pixels has the layout of a 1 x n frame
-            n = ints[0]
-            if conversion == "frame_to_tensor":
-                tensor = frame_to_tensor_reference(self.array(src, (1, n, 3), np.uint8).copy(), dtype)
-                self.array(dst, tensor.shape, tensor.dtype)[...] = tensor
-            else:
-                frame = tensor_to_frame_reference(self.array(src, (1, 3, 1, n), dtype).copy(), srgb=bool(ints[1]))
-                self.array(dst, frame.shape, np.uint8)[...] = frame
-
-        self._push(stream, run)
-
-    @property
-    def supports_graphs(self) -> bool:
-        return True
-
-    def begin_capture(self, stream: Stream) -> None:
-        assert isinstance(stream, SimStream) and stream.capturing is None
-        stream.capturing, stream.capture_broken = [], False
-
-    def end_capture(self, stream: Stream) -> CudaGraph | None:
-        assert isinstance(stream, SimStream) and stream.capturing is not None
-        ops, stream.capturing = stream.capturing, None
-        return None if stream.capture_broken else SimGraph(ops)
-
-    def by_handle(self, handle: int) -> SimStream:
-        return next(s for s in self.streams if s.handle == handle)
+__all__ = ["SimCuda", "SimStream", "SimEvent", "SimDeviceBuffer", "SimHostBuffer", "SimGraph", "SimOp", "PROFILE",
+           "make_sidecar", "fake_tensorrt", "device_region", "write_plan", "model", "IdentityRunner",
+           "cuda_lib_params"]
 
 
 # --- a fake TensorRT on SimCuda ---------------------------------------------------------------------------------
@@ -258,15 +45,33 @@ def make_sidecar(version: str = "10.13.0.35", capability: str = "8.9", io: str =
                          "version_compatible": False, "hardware_compatible": False, **tensorrt}}
 
 
+def device_region(cuda: SimCuda, address: int, nbytes: int) -> np.ndarray | None:
+    """The ``nbytes`` of simulated device memory from ``address``, which may point inside a buffer, or None when
+    no live device buffer holds them all (never allocated, freed, or too small from there)."""
+    for base, data in cuda.memory.items():
+        if base <= address < base + data.nbytes:
+            offset = address - base
+            return data[offset:offset + nbytes] if offset + nbytes <= data.nbytes else None
+    return None
+
+
 def fake_tensorrt(cuda: SimCuda, version: str = "10.13.0.35") -> types.ModuleType:
     """The TensorRT runtime API the runner uses. A plan is JSON: the tensors, their types and the profile.
 
     The model: ``out = (1 - image) * light`` per channel (light defaults to 1) and ``aux = mean(image)`` over
-    channels. Like TensorRT, an execution takes the shapes and addresses set when it is enqueued.
+    channels. Like TensorRT, an execution takes the shapes and addresses set when it is enqueued, and
+    ``execute_async_v3`` refuses (returns False after logging the error, here to ``trt.errors``) when an I/O
+    tensor has no address or a dynamic input no shape; unlike TensorRT, it also refuses an address that is not
+    in a live ``SimCuda`` device buffer large enough for the tensor at its current shape.
+
+    Counters: ``deserialized`` plans, ``executions`` (every ``execute_async_v3`` call) and ``pending``
+    executions queued on a stream but not run yet (captured ones are in a graph, not queued). A captured execution
+    replayed after its context ran other shapes fails an assertion.
     """
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version
-    trt.deserialized = trt.executions = 0
+    trt.deserialized = trt.executions = trt.pending = 0
+    trt.errors = []
     trt.capturable = True
     trt.TensorIOMode = types.SimpleNamespace(INPUT="input", OUTPUT="output")
     trt.nptype = np.dtype
@@ -280,6 +85,7 @@ def fake_tensorrt(cuda: SimCuda, version: str = "10.13.0.35") -> types.ModuleTyp
     class Context:
         def __init__(self, plan):
             self.plan, self.shapes, self.addresses = plan, {}, {}
+            self.names = [*plan["profile"], "out", "aux"]
 
         def set_input_shape(self, name, shape):
             low, _, high = self.plan["profile"][name]
@@ -300,27 +106,63 @@ def fake_tensorrt(cuda: SimCuda, version: str = "10.13.0.35") -> types.ModuleTyp
             self.addresses[name] = address
             return True
 
+        def _refusal(self) -> str | None:
+            """Why this execution cannot be enqueued now, or None."""
+            for name in self.names:
+                if name not in self.addresses:
+                    return f"the address of tensor {name!r} is not set"
+            for name in self.plan["profile"]:
+                if name not in self.shapes and -1 in self.plan["declared"][name]:
+                    return f"the shape of input {name!r} is not set"
+            for name in self.names:
+                shape = tuple(self.get_tensor_shape(name))
+                nbytes = int(np.prod(shape)) * np.dtype(self.plan["types"][name]).itemsize
+                if device_region(cuda, self.addresses[name], nbytes) is None:
+                    return (f"the address {self.addresses[name]:#x} of tensor {name!r} is not in a live device buffer "
+                            f"of {nbytes} bytes from there (shape {shape})")
+            return None
+
         def execute_async_v3(self, stream_handle):
             trt.executions += 1
+            if reason := self._refusal():
+                trt.errors.append(f"IExecutionContext::enqueueV3: Error Code 3: {reason}")
+                return False
             stream = cuda.by_handle(stream_handle)
             if stream.capturing is not None and not trt.capturable:
                 stream.capture_broken = True
                 return False
             shapes, addresses, types_ = dict(self.shapes), dict(self.addresses), self.plan["types"]
+            self.executed = shapes  # what TensorRT derived its state from, for this context's next runs
             out_shape = self.get_tensor_shape("out")
+            queued = stream.capturing is None
+            captured = not queued
+            trt.pending += queued
+
+            def tensor(name, shape):
+                dtype = np.dtype(types_[name])
+                region = device_region(cuda, addresses[name], int(np.prod(shape)) * dtype.itemsize)
+                assert region is not None, f"the device buffer of {name!r} was freed before the execution ran"
+                return region.view(dtype).reshape(shape)
 
             @np.errstate(all="ignore")  # garbage in uninitialised buffers may overflow
             def run():
-                image = cuda.array(addresses["image"], shapes["image"], types_["image"]).astype(np.float32)
+                nonlocal queued
+                trt.pending -= queued
+                queued = False  # a graph replays this operation; only its first, queued run was pending
+                # A graph replays the state of the context it was captured from: TensorRT gives no guarantee
+                # once that context has since run other shapes.
+                assert not captured or self.executed == shapes, \
+                    "a CUDA graph replayed after its execution context ran other shapes"
+                image = tensor("image", shapes["image"]).astype(np.float32)
                 light = np.ones((1, 3), np.float32)
-                if "light" in shapes:
-                    light = cuda.array(addresses["light"], shapes["light"], types_["light"]).astype(np.float32)
+                if "light" in self.plan["profile"]:
+                    light = tensor("light", shapes.get("light", self.plan["declared"]["light"])).astype(np.float32)
                 out = ((1 - image) * light.reshape(1, 3, 1, 1)).astype(types_["out"])
-                cuda.array(addresses["out"], out_shape, out.dtype)[...] = out
+                tensor("out", out_shape)[...] = out
                 aux = image.mean(axis=1, keepdims=True).astype(types_["aux"])
-                cuda.array(addresses["aux"], aux.shape, aux.dtype)[...] = aux
+                tensor("aux", aux.shape)[...] = aux
 
-            stream.push(_Op(run))
+            stream.push(SimOp(run))
             return True
 
     class Engine:
@@ -420,3 +262,13 @@ class IdentityRunner(Runner):
 
     def io_metadata(self):
         return [], []
+
+
+def cuda_lib_params() -> list:
+    """``pytest.param`` of each CUDA library, skipped with its reason where it cannot load."""
+    import pytest
+
+    from runtime.cuda import LIBS, unavailable_reason
+
+    return [pytest.param(lib, marks=pytest.mark.skipif(bool(reason), reason=str(reason)))
+            for lib, reason in ((lib, unavailable_reason(lib)) for lib in LIBS)]

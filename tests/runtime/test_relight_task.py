@@ -73,7 +73,7 @@ def test_relight_task_feeds_the_background_and_keeps_the_light_history(edge, fac
         Pipeline(runner, off).process(frame, 0)
         assert not off.extras(1)["history"].any() and off.extras(1)["background"].tolist() == [[0.0]]
 
-        # Outputs without the estimate (the overlapped GPU executor returns only the frame): history stays off.
+        # Outputs without the estimate: history stays off.
         gpu = RelightTask(lights=sh_preset("left")[None])
         gpu.check(runner)
         relit = runner.infer(gpu.feeds(frame, 0))["relit"]
@@ -87,6 +87,19 @@ def test_relight_task_feeds_the_background_and_keeps_the_light_history(edge, fac
         assert bench.extras(2)["history"][0, 0] == pytest.approx(0.8)
         with pytest.raises(TaskError, match="SH"):
             RelightTask(lights=np.zeros((1, 3), np.float32)).check(runner)
+
+
+def test_the_light_history_is_kept_on_the_gpu_executor(edge, faces):
+    """The executor brings the light estimate back with each frame (the simulated CUDA layer here), so a GPU run
+    smooths the light as the CPU run does rather than starting every frame afresh."""
+    from runtime.video import open_source
+
+    with load(edge / "model.onnx", threads=1, device="cpu", cuda_lib="sim") as runner:
+        task = RelightTask(lights=sh_preset("left")[None], light_smoothing=0.7)
+        stats = Pipeline(runner, task, open_source(faces)).run()
+        assert stats["frames"] == 6 and "gpu_infer" in stats["stages"]
+        history = task.extras(6)["history"]
+        assert history[0, 0] == pytest.approx(0.7) and np.abs(history[0, 1:]).sum() > 0
 
 
 @pytest.mark.parametrize("option", [["--light-smoothing", "1"], ["--denoise", "1"], ["--background", "both"]])
