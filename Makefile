@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= train,export,cpu,faces,test
 
-.PHONY: demo demo-unet demo-relight test bench clean
+.PHONY: demo demo-unet demo-relight test bench gpu-check clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "edgelight needs Python 3.10 or newer")'
@@ -47,6 +47,12 @@ demo-relight: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
+
+## gpu-check: prove the GPU path on an NVIDIA machine in one run (needs_cuda tests, PyTorch FP32/FP16/CUDA graphs
+## at 720p and 1080p, the overlapped executor end to end, FP16 parity) into runs/gpu-check. Uses the machine's own
+## Python with PyTorch, or .venv where it exists (nothing installed). DRY_RUN=1: the same run simulated on the CPU.
+gpu-check:
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m benchmarks.gpu_check --out runs/gpu-check $(if $(filter 1 yes true,$(DRY_RUN)),--dry-run)
 
 ## bench: parameter counts and CPU forward times of the presets
 bench: $(VENV)/.installed

@@ -308,7 +308,8 @@ def run_benchmarks(args) -> dict:
     host_peaks = cpu_peaks()
     rows, e2e, errors = [], [], []
     for spec in args.models:
-        prepared = prepare(spec, cache, int8=any(b.precision == "int8" for b in runnable))
+        prepared = prepare(spec, cache, int8=any(b.precision == "int8" for b in runnable),
+                           onnx_files=any(b.artefact != "checkpoint" for b in runnable))
         model, meta = load_checkpoint(prepared.checkpoint)
         if prepared.onnx_int8 is None and prepared.int8_note:
             unavailable += [{"backend": b.name, "label": b.label, "reason": f"{meta['name']}: {prepared.int8_note}"}

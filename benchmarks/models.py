@@ -40,8 +40,9 @@ class Prepared:
 
     name: str
     checkpoint: Path
-    onnx: Path
-    onnx_fp16: Path
+    onnx: Path | None
+    """None when only PyTorch rows were asked for (``prepare(..., onnx_files=False)``); so is ``onnx_fp16``."""
+    onnx_fp16: Path | None
     meta: dict
     onnx_int8: Path | None = None
     """None when the INT8 file failed its parity check (``int8_note`` says why) or was not asked for."""
@@ -67,8 +68,11 @@ def _code_digest() -> str:
     return digest.hexdigest()[:8]
 
 
-def prepare(spec: str, cache: Path, *, quiet: bool = True, int8: bool = False) -> Prepared:
+def prepare(spec: str, cache: Path, *, quiet: bool = True, int8: bool = False, onnx_files: bool = True) -> Prepared:
     """A registry name (``lowlight_edge``) or a checkpoint / run folder, exported to ONNX under ``cache``.
+
+    ``onnx_files=False`` makes only the checkpoint (PyTorch rows need nothing else, and a GPU machine without the
+    export extra can still run them).
 
     The export is ``python -m export --fp16 [--int8] --no-engine`` with a profile covering every benchmark
     size, cached by the checkpoint's content and the model code. An INT8 file that fails its parity
@@ -76,7 +80,6 @@ def prepare(spec: str, cache: Path, *, quiet: bool = True, int8: bool = False) -
     """
     import torch
 
-    from export.pipeline import ExportOptions, run_export
     from train.checkpoint import checkpoint_path, read_checkpoint, save_checkpoint
     from train.models import create_model, list_models
 
@@ -90,12 +93,16 @@ def prepare(spec: str, cache: Path, *, quiet: bool = True, int8: bool = False) -
     else:
         ckpt = checkpoint_path(spec)
     meta = read_checkpoint(ckpt)["edgelight"]
+    if not onnx_files:
+        return Prepared(meta["name"], ckpt, None, None, meta)
     folder = cache / f"{meta['name']}-{_digest(ckpt)}-{code}"
     onnx, half, q8 = folder / "model.onnx", folder / "model.fp16.onnx", folder / "model.int8.onnx"
     report_path = folder / "export_report.json"
     tried_int8 = report_path.is_file() and any(a["precision"] == "int8" for a in json.loads(
         report_path.read_text())["artefacts"])
     if not (onnx.is_file() and half.is_file()) or (int8 and not tried_int8):
+        from export.pipeline import ExportOptions, run_export
+
         report = run_export(ExportOptions(
             checkpoint=str(ckpt), out=str(folder), fp16=True, int8=int8, engine=False, min_shape=(16, 16),
             opt_shape=(720, 1280), max_shape=(2160, 3840), max_batch=8, parity_shapes=((1, 256, 256),),

@@ -73,3 +73,17 @@ def test_bad_options_are_one_line_exit_2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--backends", "warp", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "warp" in proc.stderr
+
+
+def test_pytorch_rows_alone_export_nothing_and_need_no_export_packages(tmp_path):
+    """On a GPU machine with PyTorch but without the export extra, the PyTorch rows still run."""
+    from tests.benchmarks.test_gpu_check import bare_python
+
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--models", "lowlight_edgetest", "--backends", "torch",
+                           "--resolutions", "48x64", "--iters", "2", "--warmup", "1", "--e2e-frames", "4",
+                           "--live-seconds", "0", "--out", str(out), "--cache", str(cache)],
+                          capture_output=True, text=True, timeout=600, env=bare_python(tmp_path / "bare"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [r["backend"] for r in json.loads((out / "results.json").read_text())["rows"]] == ["torch"]
+    assert not list(cache.rglob("*.onnx"))
