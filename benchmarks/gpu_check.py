@@ -101,6 +101,15 @@ def _tests(out: Path, log: _Log, timeout: float) -> dict:
             "passed": proc.returncode in (0, 5)}  # 5: nothing selected (no needs_cuda test left unskipped)
 
 
+def _version(package: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def _checkpoint(name: str, folder: Path) -> Path:
     """Seeded weights of ``name`` (speed and FP16 parity do not depend on training)."""
     import torch
@@ -195,7 +204,7 @@ def _executor_only(runner, kind, frames: list[np.ndarray], total: int) -> dict:
         done += len(executor.flush())
         seconds = time.perf_counter() - start
         stages = {f"gpu_{k}": float(np.percentile(np.asarray(list(v)), 50)) * 1e3 for k, v in executor.timings.items()}
-    return {"frames": done, "fps": done / seconds, "stages_ms": stages}
+    return {"frames": done, "fps": done / seconds, "stages_ms": stages, "host_conversion": executor.host_conversion}
 
 
 def _pipeline(runner, kind, frames: list[np.ndarray], total: int) -> dict:
@@ -325,6 +334,8 @@ def _markdown(results: dict) -> str:
               "pipeline FPS |", "|---|---|---|---|---|---|---|---|"]
     for r in results["e2e"]:
         stages = ", ".join(f"{k[4:]} {v:.3f}" for k, v in r["stages_ms"].items() if k.startswith("gpu_"))
+        if r["host_conversion"]:
+            stages += " (frames converted on the CPU: no NVRTC)"
         lines.append(f"| {r['model']} | {r['resolution']} | {r['row']} | {r['fps']:.0f} | {r['infer_fps']:.0f} | "
                      f"{r['efficiency_pct']:.0f} | {stages} | {r['pipeline']['fps']:.0f} |")
     lines += ["", "Targets:"]
@@ -360,6 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = _Log(out / "check.log")
     deadline = time.monotonic() + args.budget - ROW_MARGIN_S - (time.perf_counter() - started)
     env = environment(None)
+    env["cuda_layer"] = {"library": cuda.name, "version": _version("cuda-bindings" if cuda.name == "cuda-python"
+                                                                   else cuda.name)}
     log(f"GPU check ({'dry run, simulated CUDA layer' if args.dry_run else cuda.device_name()}), CUDA layer "
         f"{cuda.name}, PyTorch {env['torch']}")
     results: dict = {"command": " ".join(["python -m benchmarks.gpu_check", *(argv if argv is not None

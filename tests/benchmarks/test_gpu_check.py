@@ -57,6 +57,7 @@ def test_the_dry_run_measures_every_model_and_drives_the_executor(dry_run):
     for run in results["e2e"]:
         assert run["frames"] == 4 and run["fps"] > 0 and run["efficiency_pct"] > 0 and stages <= set(run["stages_ms"])
         assert run["pipeline"]["frames"] == 4 and stages <= set(run["pipeline"]["stages_ms"])
+        assert run["host_conversion"] is False  # the simulated kernels loaded
     assert results["skipped"] == []
     # The needs_cuda tests were collected (without the absent packages too) and skipped (no GPU), and nothing claims
     # a GPU figure.
