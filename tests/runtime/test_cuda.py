@@ -115,7 +115,8 @@ def test_get_cuda_rejects_unknown_libraries():
 
 def test_importing_the_cuda_layer_and_tensorrt_runner_loads_no_heavy_library():
     code = ("import sys, runtime, runtime.cuda, runtime.cuda.base, runtime.cuda.pycuda_impl, "
-            "runtime.cuda.cudapython_impl, runtime.cuda_executor, runtime.runners.tensorrt; "
+            "runtime.cuda.cudapython_impl, runtime.cuda.sim, runtime.cuda_executor, runtime.runners.tensorrt, "
+            "runtime.runners.torch, runtime.runners.onnxruntime; "
             "heavy = sorted(m for m in ('torch', 'tensorrt', 'pycuda', 'cuda', 'onnxruntime') if m in sys.modules); "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
