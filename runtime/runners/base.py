@@ -290,6 +290,14 @@ class Runner(ABC):
         """
         raise NotImplementedError(f"the {self.backend} runner computes on host arrays only")
 
+    @staticmethod
+    def _check_enqueue(shapes: Mapping[str, Shape], addresses: Mapping[str, int], inputs, outputs) -> None:
+        """ValueError unless ``enqueue`` got the shape of every input and the address of every input and output."""
+        if missing := [name for name in inputs if name not in shapes]:
+            raise ValueError(f"enqueue needs the shape of {missing}")
+        if missing := [name for name in (*inputs, *outputs) if name not in addresses]:
+            raise ValueError(f"enqueue needs the device address of {missing}")
+
     def input_metadata(self) -> list[TensorSpec]:
         """The inputs the active model takes."""
         return self.io_metadata()[0]

@@ -380,10 +380,7 @@ class OnnxRuntimeRunner(Runner):
         if cuda is None:
             raise RuntimeError(f"{self._label()} runs on the {self.providers[0]} on host arrays; enqueue needs the "
                                "CUDA or TensorRT provider (or cuda_lib='sim' for a dry run)")
-        if missing := [name for name in self._types if name not in shapes]:
-            raise ValueError(f"enqueue needs the shape of {missing}")
-        if missing := [name for name in (*self._types, *self._outputs) if name not in addresses]:
-            raise ValueError(f"enqueue needs the device address of {missing}")
+        self._check_enqueue(shapes, addresses, self._types, self._outputs)
         outputs = self.output_shapes({name: tuple(shapes[name]) for name in self._types})
         if missing := [name for name in self._outputs if name not in outputs]:
             raise ModelError(f"{self._label()}: the contract gives no shape for output {', '.join(missing)}")

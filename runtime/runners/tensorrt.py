@@ -529,10 +529,7 @@ class TensorRTRunner(Runner):
         cuda, event = self.cuda, self._enqueued
         if cuda is None or event is None:
             raise RuntimeError(f"{type(self).__name__} is not active")
-        if missing := [n for n in self._inputs if n not in shapes]:
-            raise ValueError(f"enqueue needs the shape of {missing}")
-        if missing := [n for n in (*self._inputs, *self._outputs) if n not in addresses]:
-            raise ValueError(f"enqueue needs the device address of {missing}")
+        self._check_enqueue(shapes, addresses, self._inputs, self._outputs)
         with cuda.context():
             for name in self._inputs:
                 self._set_shape(name, shapes[name])

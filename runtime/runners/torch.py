@@ -137,17 +137,14 @@ class TorchRunner(Runner):
             self._enqueued.synchronize()
         with torch.inference_mode():
             if self.cuda_graphs:
-                outputs = self._replay(feeds)
+                outputs = self._replay(self._tensors(feeds))
             else:
                 outputs = self._forward(self._tensors(feeds))
             return {name: t.float().cpu().numpy() for name, t in zip(self._outputs, outputs)}
 
-    def _replay(self, feeds: dict[str, np.ndarray]) -> list:
-        """One CUDA graph per input shape: copy into its static inputs, replay, read its static outputs."""
-        return self._replay_tensors(self._tensors(feeds))
-
-    def _replay_tensors(self, inputs: list) -> list:
-        """Replay the graph for the shapes of ``inputs`` (captured on first use): its static outputs."""
+    def _replay(self, inputs: list) -> list:
+        """One CUDA graph per input shape (captured on first use): copy ``inputs`` into its static inputs, replay,
+        return its static outputs."""
         import torch
 
         key = tuple(tuple(t.shape) for t in inputs)
@@ -211,10 +208,7 @@ class TorchRunner(Runner):
         cuda = self.executor_cuda()
         if cuda is None:
             raise RuntimeError(f"{type(self).__name__} is not active on a GPU")
-        if missing := [n for n in self._names if n not in shapes]:
-            raise ValueError(f"enqueue needs the shape of {missing}")
-        if missing := [n for n in (*self._names, *self._outputs) if n not in addresses]:
-            raise ValueError(f"enqueue needs the device address of {missing}")
+        self._check_enqueue(shapes, addresses, self._names, self._outputs)
         out_shapes = self.output_shapes(shapes)
         view = _host_view if cuda.host_memory else _device_view
 
@@ -228,7 +222,7 @@ class TorchRunner(Runner):
                     if t.dim() == 4 and self.channels_last:
                         t = t.contiguous(memory_format=torch.channels_last)
                     inputs.append(t)
-                results = self._replay_tensors(inputs) if self.cuda_graphs else self._forward(inputs)
+                results = self._replay(inputs) if self.cuda_graphs else self._forward(inputs)
                 for name, result in zip(self._outputs, results):
                     if tuple(result.shape) != tuple(out_shapes[name]):
                         raise ModelError(f"output {name!r} came out {tuple(result.shape)}, not "
