@@ -248,6 +248,14 @@ def run_export(options: ExportOptions) -> dict:
                 art.extra["cpu_time"] = _cpu_time(runner, feeds[-1])
             return parity
 
+    def judge(art: _Artefact, summary: dict, reduced: str) -> None:
+        """Parity of a reduced-precision ONNX file on ONNX Runtime's CPU provider; failed when no convolution or
+        matmul runs at ``reduced`` (``fp16``, ``int8``) either."""
+        art.parity = check(art, OnnxRuntimeRunner, device="cpu", threads=options.threads or None)
+        if summary["compute"] and not summary[f"{reduced}_compute"]:
+            art.note = f"no convolution or matmul runs in {reduced.upper()}"
+        art.status = "built" if art.passed and not art.note else "failed"
+
     try:
         t0 = log.stage(f"realistic inputs for {meta['name']} at "
                        f"{', '.join(_hw(s) for s in options.parity_shapes)} (BxHxW)")
@@ -285,10 +293,7 @@ def run_export(options: ExportOptions) -> dict:
             half.seconds = time.perf_counter() - t0
             summary = precision_summary(half.path)
             half.extra["fp16"] = summary
-            half.parity = check(half, OnnxRuntimeRunner, device="cpu", threads=options.threads or None)
-            if summary["compute"] and not summary["fp16_compute"]:
-                half.note = "no convolution or matmul runs in FP16"
-            half.status = "built" if half.passed and not half.note else "failed"
+            judge(half, summary, "fp16")
             log(f"{_size(half.path)}, {summary['fp16_compute']}/{summary['compute']} convs+matmuls in FP16, "
                 f"kept FP32: {', '.join(f'{k} x{v}' for k, v in summary['kept_fp32'].items()) or 'none'}; "
                 f"parity {half.parity_text()} ({half.seconds:.1f} s)")
@@ -307,10 +312,7 @@ def run_export(options: ExportOptions) -> dict:
             summary = int8_summary(q8.path)
             q8.extra["int8"] = {**summary, "calibration": {"method": options.calib_method, "source": where,
                                                           "count": len(calib)}}
-            q8.parity = check(q8, OnnxRuntimeRunner, device="cpu", threads=options.threads or None)
-            if summary["compute"] and not summary["int8_compute"]:
-                q8.note = "no convolution or matmul runs in INT8"
-            q8.status = "built" if q8.passed and not q8.note else "failed"
+            judge(q8, summary, "int8")
             log(f"calibrated on {where}; {_size(q8.path)}, {summary['int8_compute']}/{summary['compute']} "
                 f"convs+matmuls in INT8, kept float: "
                 f"{', '.join(f'{k} x{v}' for k, v in summary['kept_float'].items()) or 'none'}; "

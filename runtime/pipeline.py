@@ -169,16 +169,12 @@ class Pipeline:
                         # No newer frame to overlap with: wait for this one now rather than when the next
                         # frame arrives (a frame interval later).
                         done += executor.flush()
-                    for tag, out, outputs in done:
-                        self.task.observe(outputs)
-                        writes.put((lambda t=tag, o=out: self._finish(t, o), tag[0]))
+                    self._hand_on(done, writes)
                 index += 1
                 if bar is not None:
                     bar.update(1)
             if executor is not None:
-                for tag, out, outputs in executor.flush():
-                    self.task.observe(outputs)
-                    writes.put((lambda t=tag, o=out: self._finish(t, o), tag[0]))
+                self._hand_on(executor.flush(), writes)
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (runtime.core.cli.Interrupted)
             self.error = "interrupted"
             self.interrupted = True
@@ -230,6 +226,13 @@ class Pipeline:
         done = executor.submit((stamp, fit, fitted), fitted, self.task.extras(index))
         self.stats.add("submit", time.perf_counter() - t0)
         return done
+
+    def _hand_on(self, finished: list, writes: queue.Queue) -> None:
+        """Frames back from the GPU executor: their vector outputs to the task (for later frames), the frames to
+        the encode thread."""
+        for tag, out, outputs in finished:
+            self.task.observe(outputs)
+            writes.put((lambda t=tag, o=out: self._finish(t, o), tag[0]))
 
     def _finish(self, tag, out: np.ndarray) -> np.ndarray:
         """A frame back from the GPU executor: the task's last step, then the original size."""
