@@ -130,11 +130,13 @@ def _infer_only(runner, cuda, feeds: dict[str, np.ndarray], warmup: int, iters: 
     stream = cuda.stream()
     shapes = {name: array.shape for name, array in feeds.items()}
     outs = runner.output_shapes(shapes)
-    buffers = {name: cuda.device_buffer(int(np.prod(shape)) * 4) for name, shape in {**shapes, **outs}.items()}
+    dtypes = {spec.name: np.dtype(spec.dtype) for spec in (*runner.input_metadata(), *runner.output_metadata())}
+    buffers = {name: cuda.device_buffer(int(np.prod(shape)) * dtypes[name].itemsize)
+               for name, shape in {**shapes, **outs}.items()}
     start, end = cuda.event(), cuda.event()
     try:
         for name, array in feeds.items():
-            cuda.htod_async(buffers[name], np.ascontiguousarray(array, np.float32), stream)
+            cuda.htod_async(buffers[name], np.ascontiguousarray(array, dtypes[name]), stream)
         addresses = {name: buffer.ptr for name, buffer in buffers.items()}
         for _ in range(warmup):
             runner.enqueue(shapes, addresses, stream)
